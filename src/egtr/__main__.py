@@ -1,0 +1,5 @@
+import sys
+
+from egtr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,207 @@
+"""EGTRConfig: every architecture and objective setting, with the official defaults.
+
+Defaults reproduce the official EGTR (Deformable DETR hub config + EGTR extras, spec §1.3, §1.6, §2.6).
+Presets: `EGTRConfig.visual_genome()`, `.open_images()`, `.small()` (fast CPU config for tests/demo).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RELATION_FUNCTIONS = ("concat", "sum", "product", "dot")
+FREQUENCY_BIAS_MODES = ("official", "log_softmax")
+
+
+@dataclass
+class EGTRConfig:
+    # --- labels
+    num_labels: int = 150
+    num_rel_labels: int = 50
+    class_names: list[str] | None = None
+    predicate_names: list[str] | None = None
+
+    # --- backbone
+    backbone_depth: int = 50
+    backbone_frozen_stages: int = 1  # stem + layer1 frozen as officially
+    freeze_downsample_batchnorm: bool = False  # official quirk: the 4 downsample BNs stay trainable
+
+    # --- Deformable DETR
+    d_model: int = 256
+    encoder_layers: int = 6
+    decoder_layers: int = 6
+    encoder_attention_heads: int = 8
+    decoder_attention_heads: int = 8
+    encoder_ffn_dim: int = 1024
+    decoder_ffn_dim: int = 1024
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    num_feature_levels: int = 4
+    encoder_n_points: int = 4
+    decoder_n_points: int = 4
+    num_queries: int = 200
+    init_std: float = 0.02
+    init_xavier_std: float = 1.0
+
+    # --- relation head (spec §1.6)
+    relation_attention_layers: list[int] | None = None  # decoder layers used as sources; None = all
+    relation_use_final_hidden: bool = True  # the final hidden states as the extra source
+    relation_function: str = "concat"  # concat | sum | product | dot
+    relation_head_dim: int = 256  # hidden width of the predicate and connectivity MLPs
+    use_connectivity: bool = True
+    use_freq_bias: bool = True
+    frequency_bias_mode: str = "official"  # official (log of raw counts) | log_softmax (normalized)
+    freq_bias_eps: float = 1e-12
+    logit_adjustment: bool = False
+    logit_adj_tau: float = 0.3
+
+    # --- objective (spec §2)
+    auxiliary_loss: bool = False
+    ce_loss_coefficient: float = 2.0
+    bbox_loss_coefficient: float = 5.0
+    giou_loss_coefficient: float = 2.0
+    rel_loss_coefficient: float = 15.0
+    connectivity_loss_coefficient: float = 30.0
+    class_cost: float = 2.0
+    bbox_cost: float = 5.0
+    giou_cost: float = 2.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    smoothing: float = 1e-14
+    rel_sample_negatives: int | None = 80
+    rel_sample_nonmatching: int | None = 80
+    rel_sample_negatives_largest: bool = True
+    rel_sample_nonmatching_largest: bool = True
+
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (e.g. dataset name)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise ValueError naming the first inconsistent field."""
+        if self.backbone_depth not in (18, 34, 50, 101):
+            raise ValueError(f"backbone_depth must be 18, 34, 50 or 101, got {self.backbone_depth}")
+        if self.relation_function not in RELATION_FUNCTIONS:
+            raise ValueError(f"relation_function must be one of {RELATION_FUNCTIONS}, got {self.relation_function!r}")
+        if self.frequency_bias_mode not in FREQUENCY_BIAS_MODES:
+            raise ValueError(
+                f"frequency_bias_mode must be one of {FREQUENCY_BIAS_MODES}, got {self.frequency_bias_mode!r}"
+            )
+        if self.d_model % self.decoder_attention_heads or self.d_model % self.encoder_attention_heads:
+            raise ValueError("d_model must be divisible by the number of attention heads")
+        if self.num_feature_levels < 1:
+            raise ValueError("num_feature_levels must be at least 1")
+        for layer in self.relation_layers:
+            if not 0 <= layer < self.decoder_layers:
+                raise ValueError(
+                    f"relation_attention_layers holds {layer}, outside 0..{self.decoder_layers - 1}"
+                )
+        if self.num_relation_sources == 0:
+            raise ValueError("the relation head needs at least one source (attention layers or final hidden)")
+        if self.smoothing < 0 or self.smoothing >= 1:
+            raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        for name, names, count in (
+            ("class_names", self.class_names, self.num_labels),
+            ("predicate_names", self.predicate_names, self.num_rel_labels),
+        ):
+            if names is not None and len(names) != count:
+                raise ValueError(f"{name} has {len(names)} entries but the config says {count}")
+
+    @property
+    def relation_layers(self) -> list[int]:
+        """Decoder layer indices (0-based) whose self-attention q/k feed the relation head."""
+        if self.relation_attention_layers is None:
+            return list(range(self.decoder_layers))
+        return list(self.relation_attention_layers)
+
+    @property
+    def num_relation_sources(self) -> int:
+        return len(self.relation_layers) + int(self.relation_use_final_hidden)
+
+    # ------------------------------------------------------------------ presets
+    @classmethod
+    def visual_genome(cls, **overrides: Any) -> EGTRConfig:
+        """Visual Genome 150 objects / 50 predicates, the official VG setting."""
+        return cls(**{"num_labels": 150, "num_rel_labels": 50, **overrides})
+
+    @classmethod
+    def open_images(cls, **overrides: Any) -> EGTRConfig:
+        """Open Images V6 601 objects / 30 predicates (connectivity 90, random non-matching samples)."""
+        defaults = {
+            "num_labels": 601,
+            "num_rel_labels": 30,
+            "connectivity_loss_coefficient": 90.0,
+            "rel_sample_nonmatching_largest": False,
+        }
+        return cls(**{**defaults, **overrides})
+
+    @classmethod
+    def small(cls, **overrides: Any) -> EGTRConfig:
+        """A small, fast config for CPU tests and the synthetic demo (ResNet-18, d=128, 3+3 layers)."""
+        defaults = {
+            "num_labels": 12,
+            "num_rel_labels": 6,
+            "backbone_depth": 18,
+            "d_model": 128,
+            "encoder_layers": 3,
+            "decoder_layers": 3,
+            "encoder_attention_heads": 4,
+            "decoder_attention_heads": 4,
+            "encoder_ffn_dim": 256,
+            "decoder_ffn_dim": 256,
+            "num_feature_levels": 3,
+            "encoder_n_points": 2,
+            "decoder_n_points": 2,
+            "num_queries": 30,
+            "relation_head_dim": 128,
+        }
+        return cls(**{**defaults, **overrides})
+
+    PRESETS = ("visual_genome", "open_images", "small")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> EGTRConfig:
+        key = name.replace("-", "_")
+        if key not in cls.PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(cls.PRESETS)}")
+        return getattr(cls, key)(**overrides)
+
+    # ------------------------------------------------------------------ serialization
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EGTRConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown EGTRConfig key(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> EGTRConfig:
+        """A copy with some fields changed (unknown names are an error naming them)."""
+        return self.from_dict({**self.to_dict(), **changes})
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, path_or_text: str | Path) -> EGTRConfig:
+        source = str(path_or_text)
+        text = Path(source).read_text() if not source.lstrip().startswith("{") else source
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{source}: not valid JSON ({error})") from error
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a JSON object")
+        return cls.from_dict(data)
