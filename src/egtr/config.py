@@ -76,6 +76,9 @@ class EGTRConfig:
     rel_sample_nonmatching: int | None = 80
     rel_sample_negatives_largest: bool = True
     rel_sample_nonmatching_largest: bool = True
+    # DETR averages the box count that normalizes the detection losses over processes; the official EGTR
+    # code uses each process's own count (False). Identical on one process.
+    average_num_boxes_across_processes: bool = True
 
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (e.g. dataset name)
 
@@ -88,7 +91,9 @@ class EGTRConfig:
         if self.backbone_depth not in (18, 34, 50, 101):
             raise ValueError(f"backbone_depth must be 18, 34, 50 or 101, got {self.backbone_depth}")
         if self.relation_function not in RELATION_FUNCTIONS:
-            raise ValueError(f"relation_function must be one of {RELATION_FUNCTIONS}, got {self.relation_function!r}")
+            raise ValueError(
+                f"relation_function must be one of {RELATION_FUNCTIONS}, got {self.relation_function!r}"
+            )
         if self.frequency_bias_mode not in FREQUENCY_BIAS_MODES:
             raise ValueError(
                 f"frequency_bias_mode must be one of {FREQUENCY_BIAS_MODES}, got {self.frequency_bias_mode!r}"

@@ -1,0 +1,165 @@
+"""ResNet backbone with torchvision/timm parameter names and frozen batch norm.
+
+Parameter names follow torchvision's ResNet (`conv1`, `bn1`, `layer{1..4}.{block}.conv{1,2,3}`, `.bn*`,
+`.downsample.{0,1}`), so an ImageNet state dict saved by torchvision or timm loads directly (its `fc.*`
+entries are ignored). Official EGTR quirk (spec §1.2): every BatchNorm becomes FrozenBatchNorm2d except the
+four `layer{1..4}.0.downsample.1`, which stay ordinary trainable BatchNorm2d; `freeze_downsample_bn=True`
+freezes them too.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# (block type, blocks per stage) per depth
+RESNET_LAYOUTS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+}
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """BatchNorm2d with fixed statistics and affine parameters, all stored as buffers.
+
+    y = x * w / sqrt(rv + eps) + (b - rm * w / sqrt(rv + eps)), eps = 1e-5.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale[None, :, None, None] + shift[None, :, None, None]
+
+
+def _norm(channels: int) -> nn.Module:
+    return FrozenBatchNorm2d(channels)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_channels: int, width: int, stride: int, downsample: nn.Module | None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, stride, 1, bias=False)
+        self.bn1 = _norm(width)
+        self.conv2 = nn.Conv2d(width, width, 3, 1, 1, bias=False)
+        self.bn2 = _norm(width)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_channels: int, width: int, stride: int, downsample: nn.Module | None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
+        self.bn1 = _norm(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = _norm(width)
+        self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False)
+        self.bn3 = _norm(width * 4)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """ResNet-{18,34,50,101} trunk returning the C3, C4, C5 feature maps (strides 8, 16, 32).
+
+    Args:
+        depth: 18, 34, 50 or 101.
+        freeze_downsample_bn: also freeze the four downsample BatchNorms (official: trainable).
+        frozen_stages: stem (conv1) plus this many residual stages get requires_grad=False (official: 1).
+    """
+
+    def __init__(self, depth: int = 50, freeze_downsample_bn: bool = False, frozen_stages: int = 1) -> None:
+        super().__init__()
+        if depth not in RESNET_LAYOUTS:
+            raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYOUTS)}, got {depth}")
+        kind, blocks = RESNET_LAYOUTS[depth]
+        block = BasicBlock if kind == "basic" else Bottleneck
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = _norm(64)
+        in_channels = 64
+        for stage, (count, width) in enumerate(zip(blocks, (64, 128, 256, 512)), start=1):
+            stride = 1 if stage == 1 else 2
+            out_channels = width * block.expansion
+            downsample = None
+            if stride != 1 or in_channels != out_channels:
+                downsample_norm = (
+                    _norm(out_channels) if freeze_downsample_bn else nn.BatchNorm2d(out_channels)
+                )
+                downsample = nn.Sequential(
+                    nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), downsample_norm
+                )
+            layers = [block(in_channels, width, stride, downsample)]
+            layers += [block(out_channels, width, 1, None) for _ in range(count - 1)]
+            setattr(self, f"layer{stage}", nn.Sequential(*layers))
+            in_channels = out_channels
+        self.out_channels = [width * block.expansion for width in (128, 256, 512)]
+        for name, parameter in self.named_parameters():
+            stage = int(name[5]) if name.startswith("layer") else 0
+            if stage <= frozen_stages:
+                parameter.requires_grad_(False)
+
+    def forward(self, pixel_values: Tensor) -> list[Tensor]:
+        """pixel_values [B,3,H,W] -> [C3 [B,c3,H/8,W/8], C4 [B,c4,H/16,W/16], C5 [B,c5,H/32,W/32]]."""
+        x = F.relu(self.bn1(self.conv1(pixel_values)))
+        x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+        c2 = self.layer1(x)
+        c3 = self.layer2(c2)
+        c4 = self.layer3(c3)
+        c5 = self.layer4(c4)
+        return [c3, c4, c5]
+
+
+def load_backbone_weights(resnet: ResNet, state_dict: dict[str, Tensor], source: str) -> None:
+    """Load an ImageNet ResNet state dict (torchvision/timm names) into `resnet`, strictly.
+
+    Classifier (`fc.*`) entries and `num_batches_tracked` counters of frozen norms are ignored; anything else
+    missing, unexpected or mis-shaped raises ValueError naming the keys and `source`.
+    """
+    state = {key.removeprefix("module."): value for key, value in state_dict.items()}
+    state = {key: value for key, value in state.items() if not key.startswith("fc.")}
+    expected = resnet.state_dict()
+    state = {
+        key: value
+        for key, value in state.items()
+        if not (key.endswith("num_batches_tracked") and key not in expected)
+    }
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(key for key in set(state) & set(expected) if state[key].shape != expected[key].shape)
+    if missing or unexpected or mismatched:
+        details = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mismatched)):
+            if keys:
+                details.append(f"{label}: {', '.join(keys[:8])}{' …' if len(keys) > 8 else ''} ({len(keys)})")
+        raise ValueError(f"{source}: not a ResNet state dict for this depth; " + "; ".join(details))
+    resnet.load_state_dict(state, strict=True)

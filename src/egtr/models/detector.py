@@ -1,0 +1,155 @@
+"""Deformable DETR (single-stage, no box refinement) as used by EGTR (spec §1.2-§1.4)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from egtr.config import EGTRConfig
+from egtr.models.backbone import ResNet
+from egtr.models.deformable_attention import MultiScaleDeformableAttention
+from egtr.models.mlp import MLP
+from egtr.models.outputs import DetectorOutput
+from egtr.models.position import SinePositionEmbedding
+from egtr.models.transformer import DeformableDecoder, DeformableEncoder
+
+
+def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
+    """logit(x) with x clamped to [0, 1] and both x and 1 - x clamped to >= eps."""
+    x = x.clamp(0, 1)
+    return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
+
+
+def resize_mask(pixel_mask: Tensor, size: tuple[int, int]) -> Tensor:
+    """[B,H,W] bool -> [B,h,w] bool by nearest-neighbour interpolation."""
+    return F.interpolate(pixel_mask[None].float(), size=size).to(torch.bool)[0]
+
+
+def valid_ratio(mask: Tensor) -> Tensor:
+    """[B,h,w] bool -> [B,2] (w, h) fraction of the map that is real image (not padding)."""
+    _, height, width = mask.shape
+    valid_height = mask[:, :, 0].sum(1).float() / height
+    valid_width = mask[:, 0, :].sum(1).float() / width
+    return torch.stack([valid_width, valid_height], -1)
+
+
+class DeformableDetr(nn.Module):
+    """Backbone + input projections + deformable encoder/decoder + class and box heads."""
+
+    def __init__(self, config: EGTRConfig) -> None:
+        super().__init__()
+        d = config.d_model
+        self.config = config
+        self.backbone = ResNet(
+            config.backbone_depth, config.freeze_downsample_batchnorm, config.backbone_frozen_stages
+        )
+        self.position_embedding = SinePositionEmbedding(d // 2)
+        self.num_backbone_levels = min(3, config.num_feature_levels)
+        channels = self.backbone.out_channels[3 - self.num_backbone_levels :]
+        projections = [nn.Sequential(nn.Conv2d(c, d, 1), nn.GroupNorm(32, d)) for c in channels]
+        in_channels = channels[-1]
+        for _ in range(config.num_feature_levels - self.num_backbone_levels):
+            projections.append(nn.Sequential(nn.Conv2d(in_channels, d, 3, 2, 1), nn.GroupNorm(32, d)))
+            in_channels = d
+        self.input_proj = nn.ModuleList(projections)
+        self.query_position_embeddings = nn.Embedding(config.num_queries, 2 * d)
+        self.level_embed = nn.Parameter(torch.empty(config.num_feature_levels, d))
+        self.reference_points = nn.Linear(d, 2)
+        self.encoder = DeformableEncoder(
+            config.encoder_layers,
+            config.dropout,
+            d_model=d,
+            heads=config.encoder_attention_heads,
+            levels=config.num_feature_levels,
+            points=config.encoder_n_points,
+            ffn_dim=config.encoder_ffn_dim,
+            activation_dropout=config.activation_dropout,
+        )
+        self.decoder = DeformableDecoder(
+            config.decoder_layers,
+            d_model=d,
+            heads=config.decoder_attention_heads,
+            levels=config.num_feature_levels,
+            points=config.decoder_n_points,
+            ffn_dim=config.decoder_ffn_dim,
+            dropout=config.dropout,
+            attention_dropout=config.attention_dropout,
+            activation_dropout=config.activation_dropout,
+        )
+        self.class_embed = nn.Linear(d, config.num_labels)
+        self.bbox_embed = MLP(d, d, 4, 3)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Deformable DETR initialization for training from scratch (pre-trained weights overwrite it)."""
+        for parameter in (*self.encoder.parameters(), *self.decoder.parameters()):
+            if parameter.dim() > 1:
+                nn.init.xavier_uniform_(parameter)
+        for module in (*self.encoder.modules(), *self.decoder.modules()):
+            if isinstance(module, MultiScaleDeformableAttention):
+                module.reset_parameters()
+        nn.init.normal_(self.level_embed)
+        nn.init.xavier_uniform_(self.reference_points.weight)
+        nn.init.zeros_(self.reference_points.bias)
+        for projection in self.input_proj:
+            nn.init.xavier_uniform_(projection[0].weight)
+            nn.init.zeros_(projection[0].bias)
+        prior_probability = 0.01
+        nn.init.constant_(self.class_embed.bias, -math.log((1 - prior_probability) / prior_probability))
+        nn.init.zeros_(self.bbox_embed.layers[-1].weight)
+        nn.init.zeros_(self.bbox_embed.layers[-1].bias)
+
+    def multi_scale_features(
+        self, pixel_values: Tensor, pixel_mask: Tensor
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """Projected feature maps [B,d,h_l,w_l] and their masks [B,h_l,w_l] for every level."""
+        features = self.backbone(pixel_values)[3 - self.num_backbone_levels :]
+        sources = [projection(feature) for projection, feature in zip(self.input_proj, features)]
+        for level in range(len(features), len(self.input_proj)):
+            sources.append(self.input_proj[level](features[-1] if level == len(features) else sources[-1]))
+        masks = [resize_mask(pixel_mask, source.shape[-2:]) for source in sources]
+        return sources, masks
+
+    def forward(self, pixel_values: Tensor, pixel_mask: Tensor | None = None) -> DetectorOutput:
+        """pixel_values [B,3,H,W] normalized; pixel_mask [B,H,W] (True/1 = real pixel) or None."""
+        batch, _, height, width = pixel_values.shape
+        if pixel_mask is None:
+            pixel_mask = torch.ones(batch, height, width, dtype=torch.bool, device=pixel_values.device)
+        sources, masks = self.multi_scale_features(pixel_values, pixel_mask.bool())
+        spatial_shapes = [tuple(source.shape[-2:]) for source in sources]
+        flat_sources = torch.cat([source.flatten(2).transpose(1, 2) for source in sources], 1)
+        flat_masks = torch.cat([mask.flatten(1) for mask in masks], 1)
+        flat_pos = torch.cat(
+            [
+                self.position_embedding(mask).to(source.dtype).flatten(2).transpose(1, 2)
+                + self.level_embed[level]
+                for level, (source, mask) in enumerate(zip(sources, masks))
+            ],
+            1,
+        )
+        valid_ratios = torch.stack([valid_ratio(mask) for mask in masks], 1)
+        memory = self.encoder(flat_sources, flat_pos, flat_masks, valid_ratios, spatial_shapes)
+
+        query_pos, target = self.query_position_embeddings.weight.split(self.config.d_model, dim=1)
+        query_pos = query_pos[None].expand(batch, -1, -1)
+        target = target[None].expand(batch, -1, -1)
+        reference_points = self.reference_points(query_pos).sigmoid()
+        states, queries, keys = self.decoder(
+            target, query_pos, reference_points, memory, flat_masks, valid_ratios, spatial_shapes
+        )
+        decoder_logits = self.class_embed(states)
+        box_deltas = self.bbox_embed(states)
+        centre = box_deltas[..., :2] + inverse_sigmoid(reference_points)[:, None]
+        decoder_boxes = torch.cat([centre, box_deltas[..., 2:]], -1).sigmoid()
+        return DetectorOutput(
+            logits=decoder_logits[:, -1],
+            pred_boxes=decoder_boxes[:, -1],
+            decoder_logits=decoder_logits,
+            decoder_boxes=decoder_boxes,
+            last_hidden_state=states[:, -1],
+            attention_queries=queries,
+            attention_keys=keys,
+        )

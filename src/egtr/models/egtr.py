@@ -1,0 +1,66 @@
+"""EGTR = Deformable DETR detector + relation head (+ frequency bias), DESIGN §3."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from egtr.config import EGTRConfig
+from egtr.models.detector import DeformableDetr
+from egtr.models.frequency_bias import FrequencyBias
+from egtr.models.outputs import EGTROutput
+from egtr.models.relation_head import RelationHead
+
+
+class EGTR(nn.Module):
+    """Scene graph generation model: boxes, classes and predicate/connectivity scores for all query pairs."""
+
+    def __init__(self, config: EGTRConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.detector = DeformableDetr(config)
+        self.relation_head = RelationHead(config)
+        self.frequency_bias = None
+        if config.use_freq_bias or config.logit_adjustment:
+            self.frequency_bias = FrequencyBias(
+                config.num_labels, config.num_rel_labels, config.frequency_bias_mode, config.freq_bias_eps
+            )
+
+    def set_frequency_statistics(self, fg_matrix: Tensor) -> None:
+        """Fill the frequency-bias tables from training triplet counts [C+1, C+1, R]."""
+        if self.frequency_bias is None:
+            raise ValueError("this model has no frequency bias (use_freq_bias and logit_adjustment are off)")
+        self.frequency_bias.set_statistics(torch.as_tensor(fg_matrix))
+
+    def forward(self, pixel_values: Tensor, pixel_mask: Tensor | None = None) -> EGTROutput:
+        """pixel_values [B,3,H,W] normalized; pixel_mask [B,H,W] (True/1 = real pixel) -> EGTROutput."""
+        detection = self.detector(pixel_values, pixel_mask)
+        rel_logits, connectivity_logits, gates = self.relation_head(
+            detection.attention_queries, detection.attention_keys, detection.last_hidden_state
+        )
+        if self.config.use_freq_bias:
+            rel_logits = rel_logits + self.frequency_bias(detection.logits).to(rel_logits.dtype)
+        adjusted = rel_logits
+        if self.config.logit_adjustment:
+            adjusted = rel_logits - self.config.logit_adj_tau * self.frequency_bias.log_prior().to(
+                rel_logits.dtype
+            )
+        if connectivity_logits is None:
+            pred_connectivity = rel_logits.new_ones(rel_logits.shape[:-1])
+        else:
+            pred_connectivity = connectivity_logits.sigmoid()
+        return EGTROutput(
+            logits=detection.logits,
+            pred_boxes=detection.pred_boxes,
+            rel_logits=rel_logits,
+            connectivity_logits=connectivity_logits,
+            pred_rel=adjusted.sigmoid(),
+            pred_connectivity=pred_connectivity,
+            attention_queries=detection.attention_queries,
+            attention_keys=detection.attention_keys,
+            decoder_logits=detection.decoder_logits,
+            decoder_boxes=detection.decoder_boxes,
+            last_hidden_state=detection.last_hidden_state,
+            relation_gates=gates,
+        )

@@ -1,0 +1,29 @@
+"""A plain multi-layer perceptron with ReLU between layers (DETR's MLP; parameter names `layers.{i}`)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class MLP(nn.Module):
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int) -> None:
+        super().__init__()
+        dims = [input_dim] + [hidden_dim] * (num_layers - 1)
+        self.layers = nn.ModuleList(
+            nn.Linear(d_in, d_out) for d_in, d_out in zip(dims, [*dims[1:], output_dim])
+        )
+
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+        """[..., input_dim] -> [..., output_dim].
+
+        With `start` > 0, x is the pre-activation output of layer `start - 1` (computed elsewhere): ReLU is
+        applied to it and the remaining layers run.
+        """
+        if start:
+            x = F.relu(x)
+        for index, layer in enumerate(self.layers[start:], start=start):
+            x = layer(x)
+            if index < len(self.layers) - 1:
+                x = F.relu(x)
+        return x

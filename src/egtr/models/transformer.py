@@ -1,0 +1,212 @@
+"""Deformable DETR encoder and decoder (post-norm, spec §1.4).
+
+The decoder RETURNS the by-products EGTR reads: every layer's self-attention query and key projections
+q_proj(h + pos) and k_proj(h + pos) (spec §1.5), alongside the hidden states of every layer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from egtr.models.deformable_attention import MultiScaleDeformableAttention
+
+
+def feed_forward(x: Tensor, layer: nn.Module) -> Tensor:
+    """Post-norm FFN block of an encoder/decoder layer: LN(x + drop(fc2(drop(relu(fc1(x))))))."""
+    residual = x
+    x = F.relu(layer.fc1(x))
+    x = F.dropout(x, p=layer.activation_dropout, training=layer.training)
+    x = F.dropout(layer.fc2(x), p=layer.dropout, training=layer.training)
+    x = layer.final_layer_norm(residual + x)
+    if layer.training and x.dtype == torch.float16 and not torch.isfinite(x).all():
+        limit = torch.finfo(x.dtype).max - 1000
+        x = x.clamp(min=-limit, max=limit)
+    return x
+
+
+def encoder_reference_points(spatial_shapes: list[tuple[int, int]], valid_ratios: Tensor) -> Tensor:
+    """Pixel centres of every level, normalized by the valid region.
+
+    Args:
+        spatial_shapes: (h_l, w_l) per level.
+        valid_ratios: [B, L, 2] (w, h) fraction of each level that is not padding.
+    Returns:
+        [B, S, L, 2] (x, y) reference points, S = Σ h_l * w_l.
+    """
+    points = []
+    for level, (height, width) in enumerate(spatial_shapes):
+        ref_y, ref_x = torch.meshgrid(
+            torch.linspace(0.5, height - 0.5, height, dtype=torch.float32, device=valid_ratios.device),
+            torch.linspace(0.5, width - 0.5, width, dtype=torch.float32, device=valid_ratios.device),
+            indexing="ij",
+        )
+        ref_y = ref_y.reshape(-1)[None] / (valid_ratios[:, None, level, 1] * height)
+        ref_x = ref_x.reshape(-1)[None] / (valid_ratios[:, None, level, 0] * width)
+        points.append(torch.stack((ref_x, ref_y), -1))
+    reference = torch.cat(points, 1)
+    return reference[:, :, None] * valid_ratios[:, None]
+
+
+class EncoderLayer(nn.Module):
+    def __init__(
+        self,
+        d_model: int,
+        heads: int,
+        levels: int,
+        points: int,
+        ffn_dim: int,
+        dropout: float,
+        activation_dropout: float,
+    ) -> None:
+        super().__init__()
+        self.self_attn = MultiScaleDeformableAttention(d_model, levels, heads, points)
+        self.self_attn_layer_norm = nn.LayerNorm(d_model)
+        self.fc1 = nn.Linear(d_model, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, d_model)
+        self.final_layer_norm = nn.LayerNorm(d_model)
+        self.dropout, self.activation_dropout = dropout, activation_dropout
+
+    def forward(
+        self,
+        x: Tensor,
+        pos: Tensor,
+        mask: Tensor,
+        reference_points: Tensor,
+        spatial_shapes: list[tuple[int, int]],
+    ) -> Tensor:
+        """x, pos [B,S,d]; mask [B,S] bool (True = real); reference_points [B,S,L,2] -> [B,S,d]."""
+        attended = self.self_attn(x + pos, x, mask, reference_points, spatial_shapes)
+        x = self.self_attn_layer_norm(x + F.dropout(attended, p=self.dropout, training=self.training))
+        return feed_forward(x, self)
+
+
+class DeformableEncoder(nn.Module):
+    def __init__(self, layers: int, dropout: float, **layer_args: float) -> None:
+        super().__init__()
+        self.dropout = dropout
+        self.layers = nn.ModuleList(EncoderLayer(dropout=dropout, **layer_args) for _ in range(layers))
+
+    def forward(
+        self,
+        x: Tensor,
+        pos: Tensor,
+        mask: Tensor,
+        valid_ratios: Tensor,
+        spatial_shapes: list[tuple[int, int]],
+    ) -> Tensor:
+        """x, pos [B,S,d] flattened levels; mask [B,S]; valid_ratios [B,L,2] -> memory [B,S,d]."""
+        reference_points = encoder_reference_points(spatial_shapes, valid_ratios)
+        x = F.dropout(x, p=self.dropout, training=self.training)  # official quirk: dropout on the input
+        for layer in self.layers:
+            x = layer(x, pos, mask, reference_points, spatial_shapes)
+        return x
+
+
+class QueryKeySelfAttention(nn.Module):
+    """Multi-head self-attention that also returns its query and key projections.
+
+    q = q_proj(h + pos), k = k_proj(h + pos), v = v_proj(h); no mask.
+    """
+
+    def __init__(self, d_model: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def forward(self, hidden: Tensor, pos: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """hidden, pos [B,N,d] -> (output [B,N,d], q [B,N,d], k [B,N,d]); q and k unscaled."""
+        batch, queries, d_model = hidden.shape
+        q = self.q_proj(hidden + pos)
+        k = self.k_proj(hidden + pos)
+        v = self.v_proj(hidden)
+
+        def split(t: Tensor) -> Tensor:
+            return t.view(batch, queries, self.heads, d_model // self.heads).transpose(1, 2)
+
+        attended = F.scaled_dot_product_attention(
+            split(q), split(k), split(v), dropout_p=self.dropout if self.training else 0.0
+        )
+        output = self.out_proj(attended.transpose(1, 2).reshape(batch, queries, d_model))
+        return output, q, k
+
+
+class DecoderLayer(nn.Module):
+    def __init__(
+        self,
+        d_model: int,
+        heads: int,
+        levels: int,
+        points: int,
+        ffn_dim: int,
+        dropout: float,
+        attention_dropout: float,
+        activation_dropout: float,
+    ) -> None:
+        super().__init__()
+        self.self_attn = QueryKeySelfAttention(d_model, heads, attention_dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(d_model)
+        self.encoder_attn = MultiScaleDeformableAttention(d_model, levels, heads, points)
+        self.encoder_attn_layer_norm = nn.LayerNorm(d_model)
+        self.fc1 = nn.Linear(d_model, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, d_model)
+        self.final_layer_norm = nn.LayerNorm(d_model)
+        self.dropout, self.activation_dropout = dropout, activation_dropout
+
+    def forward(
+        self,
+        hidden: Tensor,
+        pos: Tensor,
+        memory: Tensor,
+        memory_mask: Tensor,
+        reference_points: Tensor,
+        spatial_shapes: list[tuple[int, int]],
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """hidden, pos [B,N,d]; memory [B,S,d]; reference_points [B,N,L,2] -> (hidden', q, k) all [B,N,d]."""
+        attended, q, k = self.self_attn(hidden, pos)
+        hidden = self.self_attn_layer_norm(
+            hidden + F.dropout(attended, p=self.dropout, training=self.training)
+        )
+        attended = self.encoder_attn(hidden + pos, memory, memory_mask, reference_points, spatial_shapes)
+        hidden = self.encoder_attn_layer_norm(
+            hidden + F.dropout(attended, p=self.dropout, training=self.training)
+        )
+        return feed_forward(hidden, self), q, k
+
+
+class DeformableDecoder(nn.Module):
+    def __init__(self, layers: int, **layer_args: float) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(DecoderLayer(**layer_args) for _ in range(layers))
+
+    def forward(
+        self,
+        target: Tensor,
+        query_pos: Tensor,
+        reference_points: Tensor,
+        memory: Tensor,
+        memory_mask: Tensor,
+        valid_ratios: Tensor,
+        spatial_shapes: list[tuple[int, int]],
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Run all decoder layers.
+
+        Args:
+            target, query_pos: [B,N,d] initial content and query position embedding.
+            reference_points: [B,N,2] (x, y) in [0,1], fixed for all layers (no box refinement).
+            memory: [B,S,d] encoder output; memory_mask [B,S]; valid_ratios [B,L,2].
+        Returns:
+            hidden states [B,L,N,d], attention queries [B,L,N,d], attention keys [B,L,N,d].
+        """
+        level_points = reference_points[:, :, None] * valid_ratios[:, None]
+        hidden, states, queries, keys = target, [], [], []
+        for layer in self.layers:
+            hidden, q, k = layer(hidden, query_pos, memory, memory_mask, level_points, spatial_shapes)
+            states.append(hidden)
+            queries.append(q)
+            keys.append(k)
+        return torch.stack(states, 1), torch.stack(queries, 1), torch.stack(keys, 1)
