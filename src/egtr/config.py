@@ -51,7 +51,6 @@ class EGTRConfig:
     relation_attention_layers: list[int] | None = None  # decoder layers used as sources; None = all
     relation_use_final_hidden: bool = True  # the final hidden states as the extra source
     relation_function: str = "concat"  # concat | sum | product | dot
-    relation_head_dim: int = 256  # hidden width of the predicate and connectivity MLPs
     use_connectivity: bool = True
     use_freq_bias: bool = True
     frequency_bias_mode: str = "official"  # official (log of raw counts) | log_softmax (normalized)
@@ -164,7 +163,6 @@ class EGTRConfig:
             "encoder_n_points": 2,
             "decoder_n_points": 2,
             "num_queries": 30,
-            "relation_head_dim": 128,
         }
         return cls(**{**defaults, **overrides})
 

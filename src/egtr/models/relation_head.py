@@ -65,9 +65,9 @@ class RelationHead(nn.Module):
             self.final_obj_proj = nn.Linear(d, d)
         width = pair_feature_dim(self.function, d, self.heads)
         self.rel_predictor_gate = nn.Linear(width, 1)
-        self.rel_predictor = MLP(width, config.relation_head_dim, config.num_rel_labels, 3)
+        self.rel_predictor = MLP(width, config.d_model, config.num_rel_labels, 3)
         self.connectivity_layer = (
-            MLP(width, config.relation_head_dim, 1, 3) if config.use_connectivity else None
+            MLP(width, config.d_model, 1, 3) if config.use_connectivity else None
         )
         self.reset_parameters(config.init_std)
 
