@@ -66,9 +66,7 @@ class RelationHead(nn.Module):
         width = pair_feature_dim(self.function, d, self.heads)
         self.rel_predictor_gate = nn.Linear(width, 1)
         self.rel_predictor = MLP(width, config.d_model, config.num_rel_labels, 3)
-        self.connectivity_layer = (
-            MLP(width, config.d_model, 1, 3) if config.use_connectivity else None
-        )
+        self.connectivity_layer = MLP(width, config.d_model, 1, 3) if config.use_connectivity else None
         self.reset_parameters(config.init_std)
 
     def reset_parameters(self, std: float) -> None:
@@ -96,59 +94,61 @@ class RelationHead(nn.Module):
 
     def forward(self, queries: Tensor, keys: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
         """queries, keys [B,L,N,d], hidden [B,N,d] -> rel logits [B,N,N,R], connectivity [B,N,N] | None,
-        gates [B,N,N,S]."""
+        gates [B,N,N,S]. The two MLPs run one after the other: one pair-sized hidden layer lives at a time.
+        """
         subjects, objects = self.source_features(queries, keys, hidden)
         if self.function in ("concat", "sum"):
-            first, gates = self._first_layer_factorized(subjects, objects)
+            gates = self._gates_factorized(subjects, objects)
+
+            def first_layer(layer: nn.Linear) -> Tensor:
+                return self._first_layer_factorized(layer, subjects, objects, gates)
         else:
-            first, gates = self._first_layer_explicit(subjects, objects)
-        hidden_width = self.rel_predictor.layers[0].out_features
-        rel_logits = self.rel_predictor(first[..., :hidden_width], start=1)
+            gated_sum, gates = self._gated_sum_explicit(subjects, objects)
+            first_layer = lambda layer: layer(gated_sum)  # noqa: E731
+        rel_logits = self.rel_predictor(first_layer(self.rel_predictor.layers[0]), start=1)
         connectivity = None
         if self.connectivity_layer is not None:
-            connectivity = self.connectivity_layer(first[..., hidden_width:], start=1)[..., 0]
+            connectivity = self.connectivity_layer(first_layer(self.connectivity_layer.layers[0]), start=1)[
+                ..., 0
+            ]
         return rel_logits, connectivity, gates
 
-    def _first_layers(self) -> list[nn.Linear]:
-        heads = [self.rel_predictor] + (
-            [self.connectivity_layer] if self.connectivity_layer is not None else []
-        )
-        return [head.layers[0] for head in heads]
-
-    def _first_layer_factorized(self, subjects: Tensor, objects: Tensor) -> tuple[Tensor, Tensor]:
-        """Pre-activation first layer of both MLPs [B,N,N,H1] and gates [B,N,N,S], for linear functions."""
-        batch, sources, queries, _ = subjects.shape
+    def _gates_factorized(self, subjects: Tensor, objects: Tensor) -> Tensor:
+        """Gates [B,N,N,S] of a linear relation function from per-object gate terms."""
         gate_a, gate_b = split_linear_weight(self.function, self.rel_predictor_gate.weight, self.d_model)
         gate_logits = (
             (subjects @ gate_a.T)[..., :, None, 0]
             + (objects @ gate_b.T)[..., None, :, 0]
             + self.rel_predictor_gate.bias
         )  # [B,S,N,N]
-        gates = gate_logits.sigmoid().permute(0, 2, 3, 1)  # [B,N,N,S]
-        splits = [
-            split_linear_weight(self.function, layer.weight, self.d_model) for layer in self._first_layers()
-        ]
-        weight_a = torch.cat([a for a, _ in splits])  # [H1, d]
-        weight_b = torch.cat([b for _, b in splits])
-        bias = torch.cat([layer.bias for layer in self._first_layers()])
+        return gate_logits.sigmoid().permute(0, 2, 3, 1)
+
+    def _first_layer_factorized(
+        self, layer: nn.Linear, subjects: Tensor, objects: Tensor, gates: Tensor
+    ) -> Tensor:
+        """layer(Σ_s g_s(i,j) R_s(i,j)) [B,N,N,H] for a linear relation function, without pair features.
+
+        subjects, objects [B,S,N,d]; gates [B,N,N,S].
+        """
+        batch, sources, queries, _ = subjects.shape
+        weight_a, weight_b = split_linear_weight(self.function, layer.weight, self.d_model)
         width = weight_a.shape[0]
         projected_a = (subjects @ weight_a.T).transpose(1, 2).reshape(batch * queries, sources, width)
         projected_b = (objects @ weight_b.T).transpose(1, 2).reshape(batch * queries, sources, width)
-        # subject term: for each (b, i): gates[b, i, :, :] [N_j, S] @ projected_a[b, i] [S, H1]
-        subject_term = torch.bmm(gates.reshape(batch * queries, queries, sources), projected_a)
-        # object term: for each (b, j): gates[b, :, j, :] [N_i, S] @ projected_b[b, j] [S, H1]
+        # subject term (+ bias): for each (b, i): gates[b, i, :, :] [N_j, S] @ projected_a[b, i] [S, H]
+        result = torch.baddbmm(layer.bias, gates.reshape(batch * queries, queries, sources), projected_a)
+        # object term: for each (b, j): gates[b, :, j, :] [N_i, S] @ projected_b[b, j] [S, H]
         object_term = torch.bmm(gates.transpose(1, 2).reshape(batch * queries, queries, sources), projected_b)
-        first = subject_term.view(batch, queries, queries, width)
-        first = first + object_term.view(batch, queries, queries, width).transpose(1, 2) + bias
-        return first, gates
+        return result.view(batch, queries, queries, width) + object_term.view(
+            batch, queries, queries, width
+        ).transpose(1, 2)
 
-    def _first_layer_explicit(self, subjects: Tensor, objects: Tensor) -> tuple[Tensor, Tensor]:
-        """Same as `_first_layer_factorized` for non-linear relation functions (product, dot)."""
+    def _gated_sum_explicit(self, subjects: Tensor, objects: Tensor) -> tuple[Tensor, Tensor]:
+        """Σ_s g_s R_s [B,N,N,F] and gates [B,N,N,S] from explicit pair features (any relation function)."""
         gated_sum, gates = None, []
         for source in range(subjects.shape[1]):
             features = pair_features(self.function, subjects[:, source], objects[:, source], self.heads)
             gate = self.rel_predictor_gate(features).sigmoid()  # [B,N,N,1]
             gates.append(gate[..., 0])
             gated_sum = gate * features if gated_sum is None else gated_sum + gate * features
-        first = torch.cat([layer(gated_sum) for layer in self._first_layers()], dim=-1)
-        return first, torch.stack(gates, -1)
+        return gated_sum, torch.stack(gates, -1)
