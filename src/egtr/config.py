@@ -26,6 +26,7 @@ class EGTRConfig:
 
     # --- backbone
     backbone_depth: int = 50
+    backbone_norm: str = "frozen"  # frozen (official, for ImageNet weights) | batch (trainable, from scratch)
     backbone_frozen_stages: int = 1  # stem + layer1 frozen as officially
     freeze_downsample_batchnorm: bool = False  # official quirk: the 4 downsample BNs stay trainable
 
@@ -89,6 +90,8 @@ class EGTRConfig:
         """Raise ValueError naming the first inconsistent field."""
         if self.backbone_depth not in (18, 34, 50, 101):
             raise ValueError(f"backbone_depth must be 18, 34, 50 or 101, got {self.backbone_depth}")
+        if self.backbone_norm not in ("frozen", "batch"):
+            raise ValueError(f"backbone_norm must be 'frozen' or 'batch', got {self.backbone_norm!r}")
         if self.relation_function not in RELATION_FUNCTIONS:
             raise ValueError(
                 f"relation_function must be one of {RELATION_FUNCTIONS}, got {self.relation_function!r}"

@@ -33,6 +33,14 @@ def test_torchvision_names_and_shapes():
     assert ResNet(18).out_channels == [128, 256, 512]
 
 
+def test_trainable_batchnorm_option_for_training_from_scratch():
+    resnet = ResNet(18, norm="batch", frozen_stages=0)
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in resnet.modules())
+    assert all(p.requires_grad for p in resnet.parameters())
+    with pytest.raises(ValueError, match="norm"):
+        ResNet(18, norm="group")
+
+
 def test_feature_strides():
     c3, c4, c5 = ResNet(18)(torch.randn(1, 3, 64, 96))
     assert c3.shape[-2:] == (8, 12) and c4.shape[-2:] == (4, 6) and c5.shape[-2:] == (2, 3)

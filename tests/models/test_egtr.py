@@ -172,6 +172,7 @@ ABLATIONS = [
     dict(use_freq_bias=False),
     dict(frequency_bias_mode="log_softmax"),
     dict(freeze_downsample_batchnorm=True),
+    dict(backbone_norm="batch", backbone_frozen_stages=0),
     dict(backbone_depth=34),
     dict(num_feature_levels=4),
     dict(num_feature_levels=1),

@@ -4,7 +4,7 @@ Parameter names follow torchvision's ResNet (`conv1`, `bn1`, `layer{1..4}.{block
 `.downsample.{0,1}`), so an ImageNet state dict saved by torchvision or timm loads directly (its `fc.*`
 entries are ignored). Official EGTR quirk (spec §1.2): every BatchNorm becomes FrozenBatchNorm2d except the
 four `layer{1..4}.0.downsample.1`, which stay ordinary trainable BatchNorm2d; `freeze_downsample_bn=True`
-freezes them too.
+freezes them too. `norm="batch"` makes every norm a trainable BatchNorm2d, for training from scratch.
 """
 
 from __future__ import annotations
@@ -46,19 +46,20 @@ class FrozenBatchNorm2d(nn.Module):
         return x * scale[None, :, None, None] + shift[None, :, None, None]
 
 
-def _norm(channels: int) -> nn.Module:
-    return FrozenBatchNorm2d(channels)
+NORMS = {"frozen": FrozenBatchNorm2d, "batch": nn.BatchNorm2d}
 
 
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, in_channels: int, width: int, stride: int, downsample: nn.Module | None) -> None:
+    def __init__(
+        self, in_channels: int, width: int, stride: int, downsample: nn.Module | None, norm: type
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, width, 3, stride, 1, bias=False)
-        self.bn1 = _norm(width)
+        self.bn1 = norm(width)
         self.conv2 = nn.Conv2d(width, width, 3, 1, 1, bias=False)
-        self.bn2 = _norm(width)
+        self.bn2 = norm(width)
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
@@ -71,14 +72,16 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, in_channels: int, width: int, stride: int, downsample: nn.Module | None) -> None:
+    def __init__(
+        self, in_channels: int, width: int, stride: int, downsample: nn.Module | None, norm: type
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
-        self.bn1 = _norm(width)
+        self.bn1 = norm(width)
         self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
-        self.bn2 = _norm(width)
+        self.bn2 = norm(width)
         self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False)
-        self.bn3 = _norm(width * 4)
+        self.bn3 = norm(width * 4)
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
@@ -94,35 +97,46 @@ class ResNet(nn.Module):
 
     Args:
         depth: 18, 34, 50 or 101.
-        freeze_downsample_bn: also freeze the four downsample BatchNorms (official: trainable).
+        norm: "frozen" (official: FrozenBatchNorm2d) or "batch" (trainable BatchNorm2d everywhere).
+        freeze_downsample_bn: with norm="frozen", also freeze the downsample BatchNorms (official: trainable).
         frozen_stages: stem (conv1) plus this many residual stages get requires_grad=False (official: 1).
     """
 
-    def __init__(self, depth: int = 50, freeze_downsample_bn: bool = False, frozen_stages: int = 1) -> None:
+    def __init__(
+        self,
+        depth: int = 50,
+        norm: str = "frozen",
+        freeze_downsample_bn: bool = False,
+        frozen_stages: int = 1,
+    ) -> None:
         super().__init__()
         if depth not in RESNET_LAYOUTS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYOUTS)}, got {depth}")
+        if norm not in NORMS:
+            raise ValueError(f"backbone norm must be one of {sorted(NORMS)}, got {norm!r}")
         kind, blocks = RESNET_LAYOUTS[depth]
         block = BasicBlock if kind == "basic" else Bottleneck
+        block_norm = NORMS[norm]
+        downsample_norm = FrozenBatchNorm2d if norm == "frozen" and freeze_downsample_bn else nn.BatchNorm2d
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = _norm(64)
+        self.bn1 = block_norm(64)
         in_channels = 64
         for stage, (count, width) in enumerate(zip(blocks, (64, 128, 256, 512)), start=1):
             stride = 1 if stage == 1 else 2
             out_channels = width * block.expansion
             downsample = None
             if stride != 1 or in_channels != out_channels:
-                downsample_norm = (
-                    _norm(out_channels) if freeze_downsample_bn else nn.BatchNorm2d(out_channels)
-                )
                 downsample = nn.Sequential(
-                    nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), downsample_norm
+                    nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), downsample_norm(out_channels)
                 )
-            layers = [block(in_channels, width, stride, downsample)]
-            layers += [block(out_channels, width, 1, None) for _ in range(count - 1)]
+            layers = [block(in_channels, width, stride, downsample, block_norm)]
+            layers += [block(out_channels, width, 1, None, block_norm) for _ in range(count - 1)]
             setattr(self, f"layer{stage}", nn.Sequential(*layers))
             in_channels = out_channels
         self.out_channels = [width * block.expansion for width in (128, 256, 512)]
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
         for name, parameter in self.named_parameters():
             stage = int(name[5]) if name.startswith("layer") else 0
             if stage <= frozen_stages:

@@ -44,7 +44,10 @@ class DeformableDetr(nn.Module):
         d = config.d_model
         self.config = config
         self.backbone = ResNet(
-            config.backbone_depth, config.freeze_downsample_batchnorm, config.backbone_frozen_stages
+            config.backbone_depth,
+            config.backbone_norm,
+            config.freeze_downsample_batchnorm,
+            config.backbone_frozen_stages,
         )
         self.position_embedding = SinePositionEmbedding(d // 2)
         self.num_backbone_levels = min(3, config.num_feature_levels)
