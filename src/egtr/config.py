@@ -27,7 +27,7 @@ class EGTRConfig:
     # --- backbone
     backbone_depth: int = 50
     backbone_norm: str = "frozen"  # frozen (official, for ImageNet weights) | batch (trainable, from scratch)
-    backbone_frozen_stages: int = 1  # stem + layer1 frozen as officially
+    backbone_frozen_stages: int = 1  # stem + layer1 frozen as officially; 0 = train everything
     freeze_downsample_batchnorm: bool = False  # official quirk: the 4 downsample BNs stay trainable
 
     # --- Deformable DETR

@@ -99,7 +99,7 @@ class ResNet(nn.Module):
         depth: 18, 34, 50 or 101.
         norm: "frozen" (official: FrozenBatchNorm2d) or "batch" (trainable BatchNorm2d everywhere).
         freeze_downsample_bn: with norm="frozen", also freeze the downsample BatchNorms (official: trainable).
-        frozen_stages: stem (conv1) plus this many residual stages get requires_grad=False (official: 1).
+        frozen_stages: residual stages 1..n (with the stem) get requires_grad=False (official 1; 0 = none).
     """
 
     def __init__(
@@ -138,7 +138,7 @@ class ResNet(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
         for name, parameter in self.named_parameters():
-            stage = int(name[5]) if name.startswith("layer") else 0
+            stage = int(name[5]) if name.startswith("layer") else 1  # the stem goes with layer1
             if stage <= frozen_stages:
                 parameter.requires_grad_(False)
 
