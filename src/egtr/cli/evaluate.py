@@ -1,0 +1,165 @@
+"""`egtr evaluate`: scene-graph metrics of saved predictions on a dataset split, as a report.
+
+Writes OUT/metrics.json (every metric, per-predicate table, counts, settings) and OUT/metrics.md. The work
+is done by `evaluate_predictions(split, predictions, ...)`, which any source of predictions can call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from egtr.cli.errors import CommandError
+
+SPLITS = ("train", "val", "test")
+DEFAULT_OUT = Path("egtr-output/evaluate")
+
+
+def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        parents=parents,
+        help="scene-graph metrics (R@K, mR@K, zR@K, OI wmAP, detection AP) of predictions on a dataset",
+        description="Evaluate saved predictions (`egtr.evaluation.write_predictions` .npz file) on a split "
+        "of a dataset with the standard protocols: Visual Genome recall (R@K, mR@K, ngR@K, ngmR@K, zR@K, "
+        "F1@K) or Open Images (micro R@50, wmAP_rel, wmAP_phr, score_wtd), plus COCO detection AP when "
+        "the predictions carry detections. Exit code 1 when some split images had no prediction "
+        "(they are evaluated as empty predictions).",
+    )
+    parser.add_argument(
+        "--predictions", metavar="FILE", type=Path, required=True, help="saved predictions .npz (required)"
+    )
+    parser.add_argument(
+        "--data", metavar="DIR", type=Path, required=True, help="dataset directory (required)"
+    )
+    parser.add_argument(
+        "--split", default="test", choices=SPLITS, help="split to evaluate (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--protocol",
+        default="auto",
+        choices=("auto", "vg", "oi"),
+        help="vg (Visual Genome recall) or oi (Open Images); auto: oi for the open-images layout, else vg "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--recall-k",
+        type=int,
+        nargs="+",
+        default=[20, 50, 100],
+        metavar="K",
+        help="K values of the recalls (default: 20 50 100)",
+    )
+    parser.add_argument(
+        "--zero-shot-split",
+        default="train",
+        choices=(*SPLITS, "none"),
+        help="split whose triplets count as seen for zR@K (vg protocol); none disables zR@K; a dataset "
+        "without this split gets no zR@K and a note (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="directory for metrics.json and metrics.md (default: %(default)s)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON (default: a summary)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from egtr.evaluation import PredictionsFile
+
+    split = _load_split(args.data, args.split)
+    predictions = PredictionsFile(args.predictions)
+    if len(predictions) and predictions.num_predicates not in (0, split.num_predicates):
+        raise CommandError(
+            f"{args.predictions}: predictions have {predictions.num_predicates} predicates, "
+            f"the dataset {split.num_predicates}"
+        )
+    settings = {"predictions": str(args.predictions)}
+    return evaluate_predictions(split, predictions, args, settings)
+
+
+def evaluate_predictions(
+    split, predictions: Iterable[tuple[str, Mapping]], args: argparse.Namespace, settings: dict
+) -> int:
+    """Evaluate `predictions` on the loaded `split` with the options in `args` (protocol, recall_k,
+    zero_shot_split, out, json), write the report and print it; returns the exit code."""
+    from egtr import __version__
+    from egtr.evaluation import evaluate_split, training_triplets, write_report
+
+    protocol = args.protocol if args.protocol != "auto" else ("oi" if split.layout == "open-images" else "vg")
+    seen_triplets, zero_shot_split = None, None
+    if protocol == "vg" and args.zero_shot_split != "none":
+        seen_split = _optional_split(split.root, args.zero_shot_split)
+        if seen_split is None:
+            print(
+                f"note: {split.root} has no {args.zero_shot_split} split: zR@K not computed", file=sys.stderr
+            )
+        else:
+            seen_triplets, zero_shot_split = training_triplets(seen_split.records), args.zero_shot_split
+    result = evaluate_split(
+        split.records,
+        predictions,
+        protocol,
+        num_classes=split.num_classes,
+        num_predicates=split.num_predicates,
+        predicate_names=split.predicate_names,
+        recall_ks=args.recall_k,
+        zero_shot_triplets=seen_triplets,
+    )
+    settings = {
+        "protocol": protocol,
+        "data": str(split.root),
+        "layout": split.layout,
+        "split": split.split,
+        "dataset_options": split.options,
+        **settings,
+        "recall_k": list(args.recall_k),
+        "zero_shot_split": zero_shot_split,
+        "iou_threshold": 0.5,
+        "egtr_version": __version__,
+    }
+    json_path, markdown_path = write_report(args.out, result.metrics, settings, split.predicate_names)
+    report = json.loads(json_path.read_text())
+    print(json.dumps(report, indent=2) if args.json else _summary(report, json_path, markdown_path))
+    if result.missing_image_ids:
+        shown = ", ".join(result.missing_image_ids[:5])
+        more = f" and {len(result.missing_image_ids) - 5} more" if len(result.missing_image_ids) > 5 else ""
+        print(
+            f"warning: {len(result.missing_image_ids)} {split.split} images had no prediction and were "
+            f"evaluated as empty: {shown}{more}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _load_split(root: Path, split: str):
+    from egtr.data import NotADatasetError, load_dataset
+
+    try:
+        return load_dataset(root, split)
+    except NotADatasetError as error:
+        raise CommandError(str(error)) from error
+
+
+def _optional_split(root: Path, split: str):
+    from egtr.data import NotADatasetError, load_dataset
+
+    try:
+        return load_dataset(root, split)
+    except NotADatasetError:
+        return None
+
+
+def _summary(report: dict, json_path: Path, markdown_path: Path) -> str:
+    from egtr.evaluation.report import text_summary
+
+    counts = ", ".join(f"{key} {value}" for key, value in report["counts"].items())
+    return f"{text_summary(report)}\ncounts: {counts}\nreport: {json_path} and {markdown_path}"
