@@ -1,0 +1,7 @@
+"""Training objectives: the EGTR criterion, the detector-only criterion, the Hungarian matcher (spec §2)."""
+
+from egtr.training.criterion import EGTRCriterion
+from egtr.training.detector_criterion import DetectorCriterion
+from egtr.training.matcher import HungarianMatcher
+
+__all__ = ["DetectorCriterion", "EGTRCriterion", "HungarianMatcher"]
