@@ -1,4 +1,4 @@
-"""`egtr evaluate`: scene-graph metrics of saved predictions on a dataset split, as a report.
+"""`egtr evaluate`: scene-graph metrics of a checkpoint, or of saved predictions, on a dataset split.
 
 Writes OUT/metrics.json (every metric, per-predicate table, counts, settings) and OUT/metrics.md. The work
 is done by `evaluate_predictions(split, predictions, ...)`, which any source of predictions can call.
@@ -22,15 +22,30 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     parser = subparsers.add_parser(
         "evaluate",
         parents=parents,
-        help="scene-graph metrics (R@K, mR@K, zR@K, OI wmAP, detection AP) of predictions on a dataset",
-        description="Evaluate saved predictions (`egtr.evaluation.write_predictions` .npz file) on a split "
-        "of a dataset with the standard protocols: Visual Genome recall (R@K, mR@K, ngR@K, ngmR@K, zR@K, "
-        "F1@K) or Open Images (micro R@50, wmAP_rel, wmAP_phr, score_wtd), plus COCO detection AP when "
-        "the predictions carry detections. Exit code 1 when some split images had no prediction "
-        "(they are evaluated as empty predictions).",
+        help="scene-graph metrics (R@K, mR@K, zR@K, OI wmAP, detection AP) of a model or of predictions",
+        description=(
+            "Evaluate a model checkpoint (--checkpoint) or saved predictions (--predictions, an "
+            "`egtr.evaluation.write_predictions` .npz file) on a split of a dataset with the standard "
+            "protocols: Visual Genome recall (R@K, mR@K, ngR@K, ngmR@K, zR@K, F1@K) or Open Images "
+            "(micro R@50, wmAP_rel, wmAP_phr, score_wtd), plus COCO detection AP when the predictions "
+            "carry detections. Exit code 1 when some split images had no prediction (they are evaluated "
+            "as empty predictions)."
+        ),
     )
-    parser.add_argument(
-        "--predictions", metavar="FILE", type=Path, required=True, help="saved predictions .npz (required)"
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="PATH", help="a model that egtr.load_model accepts")
+    source.add_argument("--predictions", metavar="FILE", type=Path, help="saved predictions .npz")
+    model = parser.add_argument_group("with --checkpoint")
+    model.add_argument("--size", type=int, default=800, help="shorter image side (default: 800)")
+    model.add_argument("--max-size", type=int, default=1333, help="longer side limit (default: 1333)")
+    model.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
+    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    model.add_argument("--workers", type=int, default=2, help="data loader workers (default: 2)")
+    model.add_argument(
+        "--save-predictions",
+        metavar="FILE",
+        type=Path,
+        help="also write the predictions as .npz for later --predictions runs (default: no)",
     )
     parser.add_argument(
         "--data", metavar="DIR", type=Path, required=True, help="dataset directory (required)"
@@ -72,9 +87,11 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
 
 
 def run(args: argparse.Namespace) -> int:
+    split = _load_split(args.data, args.split)
+    if args.checkpoint:
+        return _evaluate_checkpoint(split, args)
     from egtr.evaluation import PredictionsFile
 
-    split = _load_split(args.data, args.split)
     predictions = PredictionsFile(args.predictions)
     if len(predictions) and predictions.num_predicates not in (0, split.num_predicates):
         raise CommandError(
@@ -138,6 +155,39 @@ def evaluate_predictions(
         )
         return 1
     return 0
+
+
+def _evaluate_checkpoint(split, args: argparse.Namespace) -> int:
+    from egtr.checkpoints import load_model
+    from egtr.cli.benchmark import resolve_device
+    from egtr.engine.predict_split import predict_records
+    from egtr.evaluation import write_predictions
+    from egtr.inference.postprocess import PostprocessOptions
+
+    model = load_model(args.checkpoint)
+    if (model.config.num_labels, model.config.num_rel_labels) != (split.num_classes, split.num_predicates):
+        raise CommandError(
+            f"{args.checkpoint}: the model has {model.config.num_labels} classes and "
+            f"{model.config.num_rel_labels} predicates, the dataset {split.num_classes} and "
+            f"{split.num_predicates}"
+        )
+    protocol = args.protocol if args.protocol != "auto" else ("oi" if split.layout == "open-images" else "vg")
+    predictions = list(
+        predict_records(
+            model,
+            split.records,
+            PostprocessOptions.for_protocol(protocol),
+            args.size,
+            args.max_size,
+            args.batch_size,
+            resolve_device(args.device),
+            args.workers,
+        )
+    )
+    if args.save_predictions:
+        write_predictions(args.save_predictions, predictions)
+    settings = {"checkpoint": str(args.checkpoint), "size": [args.size, args.max_size]}
+    return evaluate_predictions(split, predictions, args, settings)
 
 
 def _load_split(root: Path, split: str):

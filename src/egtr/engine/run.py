@@ -1,0 +1,203 @@
+"""Run a training phase, or the whole recipe, with Lightning: the only place that builds a Trainer."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from egtr.checkpoints import (
+    load_backbone_file,
+    load_model,
+    load_state_strictly,
+    save_model,
+    torch_load_safely,
+)
+from egtr.config import EGTRConfig
+from egtr.engine.curves import plot_loss_curves
+from egtr.engine.datamodule import SceneGraphDataModule
+from egtr.engine.metrics import SceneGraphMetrics
+from egtr.engine.module import EGTRModule
+from egtr.engine.settings import TrainSettings, merge, preset
+from egtr.evaluation import write_report
+
+logger = logging.getLogger(__name__)
+
+MODEL_PRESETS = {
+    "visual_genome": EGTRConfig.visual_genome,
+    "open_images": EGTRConfig.open_images,
+    "synthetic": lambda: EGTRConfig.small(backbone_norm="batch", backbone_frozen_stages=0),
+}
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file first, then renames it: a kill never leaves half a file."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        temporary = path.with_name(path.name + ".tmp")
+        super().save_checkpoint(checkpoint, temporary, storage_options)
+        os.replace(temporary, path)
+
+
+@dataclass
+class PhaseResult:
+    out: Path
+    model_path: Path  # best weights in this project's format
+    best_checkpoint: Path | None
+    metrics: dict  # test-split metrics of the best weights
+
+
+def model_config(settings: TrainSettings, data: SceneGraphDataModule) -> tuple[EGTRConfig, Any]:
+    """The phase's model config (and the model to initialize from, if any), sized to the dataset."""
+    dataset_fields = {
+        "num_labels": len(data.class_names),
+        "num_rel_labels": len(data.predicate_names),
+        "class_names": list(data.class_names),
+        "predicate_names": list(data.predicate_names),
+    }
+    source = load_model(settings.init_from) if settings.init_from else None
+    base = source.config if source is not None else MODEL_PRESETS[settings.dataset]()
+    return base.replace(**{**settings.model, **dataset_fields}), source
+
+
+def initialize(module: EGTRModule, source: Any, settings: TrainSettings, data: SceneGraphDataModule) -> None:
+    """Copy weights from the previous phase and fill the frequency statistics."""
+    if source is not None:
+        state = source.state_dict()
+        if settings.phase == "finetune":
+            load_state_strictly(module.model, state, str(settings.init_from))
+        else:  # detector weights only; the relation head starts fresh (spec §3.2)
+            detector = {k: v for k, v in state.items() if k.startswith("detector.")}
+            load_state_strictly(
+                module.model,
+                detector,
+                str(settings.init_from),
+                ignore_prefixes=("relation_head.", "frequency_bias."),
+            )
+    if settings.backbone_weights:
+        load_backbone_file(module.model, settings.backbone_weights)
+    if module.model.frequency_bias is not None and settings.phase != "finetune":
+        module.model.set_frequency_statistics(torch.as_tensor(data.fg_matrix))
+
+
+def build_trainer(settings: TrainSettings, out: Path, callbacks: list) -> L.Trainer:
+    step_validation = isinstance(settings.val_check_interval, int) and settings.val_check_interval > 1
+    interactive = os.isatty(2)
+    return L.Trainer(
+        default_root_dir=out,
+        accelerator=settings.accelerator,
+        devices=settings.devices,
+        num_nodes=settings.num_nodes,
+        strategy=settings.strategy,
+        precision=settings.precision,
+        max_epochs=settings.max_epochs,
+        max_steps=settings.max_steps,
+        max_time=timedelta(minutes=settings.max_minutes) if settings.max_minutes else None,
+        gradient_clip_val=settings.gradient_clip or None,
+        gradient_clip_algorithm="norm",
+        accumulate_grad_batches=settings.accumulate,
+        val_check_interval=settings.val_check_interval,
+        check_val_every_n_epoch=None if step_validation else 1,
+        log_every_n_steps=settings.log_every,
+        logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="")],
+        callbacks=[
+            *callbacks,
+            RichProgressBar() if interactive else TQDMProgressBar(refresh_rate=settings.log_every),
+        ],
+        plugins=[AtomicCheckpointIO()],
+        deterministic="warn",
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+    )
+
+
+def run_phase(settings: TrainSettings) -> PhaseResult:
+    """Train one phase; write checkpoints, logs, the best model (`model.safetensors`) and its test report."""
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    data = SceneGraphDataModule(settings)
+    config, source = model_config(settings, data)
+    module = EGTRModule(config, settings)
+    initialize(module, source, settings, data)
+    settings.save(out / "train_settings.json")
+    config.to_json(out / "model_config.json")
+
+    checkpoints = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        filename="epoch={epoch:02d}-step={step}-validation_loss={validation_loss:.4f}",
+        monitor="validation_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+    metrics = SceneGraphMetrics(
+        {"val": data.records["val"], "test": data.records["test"]},
+        config.num_labels,
+        config.num_rel_labels,
+        settings.protocol,
+        data.predicate_names,
+        data.training_triplets(),
+        every=settings.metrics_every,
+    )
+    callbacks = [
+        checkpoints,
+        metrics,
+        # strict=False: a run resumed right after its epoch-end validation has no fresh validation_loss yet
+        EarlyStopping("validation_loss", patience=settings.patience, mode="min", strict=False),
+    ]
+    trainer = build_trainer(settings, out, callbacks)
+    last = out / "checkpoints" / "last.ckpt"
+    resume = last if settings.resume and last.is_file() else None
+    if resume:
+        logger.info("resuming from %s", resume)
+    trainer.fit(module, datamodule=data, ckpt_path=resume)
+
+    best = Path(checkpoints.best_model_path) if checkpoints.best_model_path else None
+    if best is not None:
+        module.load_state_dict(torch_load_safely(best)["state_dict"])
+    trainer.test(module, datamodule=data, verbose=False)
+    model_path = out / "model.safetensors"
+    test_metrics = metrics.results.get("test", {})
+    if trainer.is_global_zero:
+        save_model(module.model, model_path, {"phase": settings.phase})
+        report_settings = {
+            "phase": settings.phase,
+            "checkpoint": str(best) if best else None,
+            "dataset": settings.data or "synthetic world",
+            "split": "test",
+            "protocol": settings.protocol,
+            "eval_size": [settings.eval_size, settings.eval_max_size],
+        }
+        write_report(out / "report", test_metrics, report_settings, data.predicate_names)
+        plot_loss_curves(out / "logs" / "metrics.csv", out / "report" / "loss_curves.png")
+    return PhaseResult(out, model_path, best, test_metrics)
+
+
+def run_recipe(
+    dataset: str,
+    phases: list[str],
+    out: str,
+    overrides: dict[str, Any],
+    phase_overrides: dict[str, dict[str, Any]] | None = None,
+) -> list[PhaseResult]:
+    """Run phases in order, each starting from the previous phase's best model."""
+    results: list[PhaseResult] = []
+    for phase in phases:
+        settings = merge(preset(dataset, phase), {**overrides, **(phase_overrides or {}).get(phase, {})})
+        settings = settings.replace(out=str(Path(out) / phase))
+        if results:
+            settings = settings.replace(init_from=str(results[-1].model_path))
+        results.append(run_phase(settings))
+    return results

@@ -1,0 +1,210 @@
+"""Training settings: one dataclass, official presets per dataset and phase, overrides from files and flags.
+
+Phases (spec §3): `detector` (Deformable DETR pre-training, auxiliary losses on), `egtr` (relation head
+trained from the pre-trained detector, three learning rates), `finetune` (all rates x0.1 from the best
+`egtr` checkpoint). Datasets: `visual_genome`, `open_images` (official hyper-parameters) and `synthetic`
+(the small CPU config of the demo).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PHASES = ("detector", "egtr", "finetune")
+DATASETS = ("visual_genome", "open_images", "synthetic")
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
+
+
+@dataclass
+class TrainSettings:
+    phase: str = "egtr"
+    dataset: str = "visual_genome"  # preset family: visual_genome | open_images | synthetic
+    data: str | None = None  # dataset directory in any supported layout (None: synthetic world on the fly)
+    out: str = "egtr-output/train"
+    init_from: str | None = None  # detector (egtr phase) or egtr checkpoint (finetune phase) to start from
+    backbone_weights: str | None = None  # ImageNet ResNet weights (detector phase)
+    resume: bool = True  # continue from out/checkpoints/last.ckpt when it exists
+
+    # optimization (spec §3)
+    lr: float = 2e-6
+    lr_backbone: float = 2e-7  # names with backbone | reference_points | sampling_offsets
+    lr_initialized: float = 2e-4  # newly initialized relation head (egtr and finetune phases)
+    weight_decay: float = 1e-4
+    gradient_clip: float = 0.1
+    batch_size: int = 4  # per device
+    accumulate: int = 2
+    max_epochs: int = 50
+    max_steps: int = -1
+    max_minutes: float | None = None  # stop after this wall-clock time (then test on the best checkpoint)
+    patience: int = 15  # early stopping on the validation loss
+    precision: str = "32-true"
+    seed: int = 42
+
+    # hardware
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    num_workers: int = 4
+
+    # data and evaluation
+    train_scales: list[int] = field(default_factory=lambda: list(range(480, 801, 32)))
+    train_mid_scales: list[int] = field(default_factory=lambda: [400, 500, 600])
+    train_max_size: int = 1333
+    flip_prob: float = 0.5
+    eval_size: int = 800
+    eval_max_size: int = 1333
+    protocol: str = "vg"  # vg | oi evaluation protocol
+    metrics_every: int = 1  # validation metrics (R@K, mR@K, AP50) every N epochs; 0 = loss only
+    val_check_interval: float | int = 1.0  # Lightning: fraction of an epoch or a number of steps
+    log_every: int = 50
+    max_val_images: int | None = None
+    filter_multiple_rels: bool = False  # one random predicate per pair at every access (OI official)
+
+    # synthetic world (dataset "synthetic" without --data)
+    synthetic_images: int = 2000
+    synthetic_val_images: int = 100
+    synthetic_size: int = 160
+    synthetic_seed: int = 0
+
+    model: dict[str, Any] = field(default_factory=dict)  # EGTRConfig overrides
+
+    def __post_init__(self) -> None:
+        if self.phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {self.phase!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.protocol not in ("vg", "oi"):
+            raise ValueError(f"protocol must be vg or oi, got {self.protocol!r}")
+        if self.batch_size < 1 or self.accumulate < 1:
+            raise ValueError("batch_size and accumulate must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> TrainSettings:
+        return self.from_dict({**self.to_dict(), **changes})
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        temporary.replace(path)
+
+
+# Official hyper-parameters (spec §3.1, §3.2); `finetune` = `egtr` with every rate x0.1.
+_PHASE_PRESETS: dict[str, dict[str, Any]] = {
+    "detector": dict(
+        lr=1e-4,
+        lr_backbone=1e-5,
+        lr_initialized=1e-4,
+        batch_size=4,
+        accumulate=1,
+        max_epochs=150,
+        patience=15,
+        model={"auxiliary_loss": True},
+    ),
+    "egtr": dict(
+        lr=2e-6,
+        lr_backbone=2e-7,
+        lr_initialized=2e-4,
+        batch_size=4,
+        accumulate=2,
+        max_epochs=50,
+        patience=15,
+        model={"auxiliary_loss": False},
+    ),
+    "finetune": dict(
+        lr=2e-7,
+        lr_backbone=2e-8,
+        lr_initialized=2e-5,
+        batch_size=4,
+        accumulate=2,
+        max_epochs=25,
+        patience=15,
+        model={"auxiliary_loss": False},
+    ),
+}
+
+_DATASET_PRESETS: dict[str, dict[str, Any]] = {
+    "visual_genome": dict(protocol="vg"),
+    "open_images": dict(protocol="oi", filter_multiple_rels=True),
+    # the demo's small CPU setting: from scratch, trainable BatchNorm, small images, no flip (the synthetic
+    # predicates include "left of"), higher learning rates, steps instead of epochs
+    "synthetic": dict(
+        protocol="vg",
+        flip_prob=0.0,
+        train_scales=[144, 160, 176],
+        train_mid_scales=[],
+        train_max_size=240,
+        eval_size=160,
+        eval_max_size=240,
+        num_workers=1,
+        accelerator="cpu",
+        devices=1,
+        accumulate=1,
+        batch_size=4,
+        log_every=10,
+    ),
+}
+
+_SYNTHETIC_PHASES: dict[str, dict[str, Any]] = {
+    "detector": dict(
+        lr=4e-4,
+        lr_backbone=4e-4,
+        lr_initialized=4e-4,
+        max_epochs=1000,
+        patience=1000,
+        model={"auxiliary_loss": True},
+    ),
+    "egtr": dict(
+        lr=1e-4,
+        lr_backbone=1e-4,
+        lr_initialized=1e-3,
+        max_epochs=1000,
+        patience=1000,
+        model={"auxiliary_loss": False},
+    ),
+    "finetune": dict(
+        lr=1e-5,
+        lr_backbone=1e-5,
+        lr_initialized=1e-4,
+        max_epochs=1000,
+        patience=1000,
+        model={"auxiliary_loss": False},
+    ),
+}
+
+
+def preset(dataset: str, phase: str) -> TrainSettings:
+    """The settings of a dataset family and phase, before any override."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+    values: dict[str, Any] = {"dataset": dataset, "phase": phase, **_PHASE_PRESETS[phase]}
+    values.update(_DATASET_PRESETS[dataset])
+    if dataset == "synthetic":
+        values.update(_SYNTHETIC_PHASES[phase])
+    return TrainSettings(**values)
+
+
+def merge(settings: TrainSettings, overrides: dict[str, Any]) -> TrainSettings:
+    """Apply overrides; `model` overrides are merged key by key into the preset's."""
+    overrides = dict(overrides)
+    model = {**settings.model, **overrides.pop("model", {})}
+    return settings.replace(**overrides, model=model)

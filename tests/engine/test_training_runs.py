@@ -1,0 +1,146 @@
+"""Training runs through the command line: resume after a kill, DDP on CPU, any layout, corrupt images."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from egtr.data import load_dataset
+from tests.engine.conftest import equal_structure_pair, logged, run_egtr, tiny_flags, write_dataset
+
+
+def checkpoint_step(path: Path) -> int:
+    try:
+        return int(torch.load(path, weights_only=True, map_location="cpu")["global_step"])
+    except (OSError, RuntimeError, EOFError, KeyError):
+        return -1
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_with_optimizer_state_and_step_count(tmp_path):
+    # 4 training images in batches of 4: one optimizer step per epoch whatever the shuffle order, so an
+    # uninterrupted run and a killed-and-resumed run must end with the same weights (AdamW moments included)
+    data = write_dataset(tmp_path / "data", [0, 1, 2, 3])
+
+    def flags(out: Path) -> list[str]:
+        return [
+            "train",
+            *tiny_flags(out, data, 6),
+            "--phase",
+            "egtr",
+            "--batch-size",
+            "4",
+            "--metrics-every",
+            "0",
+        ]
+
+    uninterrupted = run_egtr(flags(tmp_path / "a"))
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+
+    command = [sys.executable, "-m", "egtr", *flags(tmp_path / "b")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "b" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None and checkpoint_step(last) < 2:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = checkpoint_step(last)
+    assert 2 <= killed_at < 6, f"the run was not killed mid-way (last checkpoint at step {killed_at})"
+
+    resumed = run_egtr(flags(tmp_path / "b"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert checkpoint_step(last) == 6
+    weights_a = load_file(tmp_path / "a" / "model.safetensors")
+    weights_b = load_file(tmp_path / "b" / "model.safetensors")
+    assert weights_a.keys() == weights_b.keys()
+    for name, value in weights_a.items():
+        torch.testing.assert_close(weights_b[name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_first_step_loss_equals_single_process(tmp_path):
+    # two images with the same numbers of objects and relations: the sampled relation loss of the batch
+    # then equals the mean of the two per-image losses, so 1 process x 2 images = 2 processes x 1 image
+    data = write_dataset(tmp_path / "data", equal_structure_pair())
+    common = ["--phase", "egtr", "--accelerator", "cpu", "--metrics-every", "0"]
+    single = run_egtr(
+        ["train", *tiny_flags(tmp_path / "single", data, 1), *common, "--batch-size", "2", "--devices", "1"]
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp = run_egtr(
+        [
+            "train",
+            *tiny_flags(tmp_path / "ddp", data, 1),
+            *common,
+            "--batch-size",
+            "1",
+            "--devices",
+            "2",
+            "--strategy",
+            "ddp",
+        ]
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    loss_single = logged(tmp_path / "single" / "logs" / "metrics.csv", "train/loss")[0]
+    loss_ddp = logged(tmp_path / "ddp" / "logs" / "metrics.csv", "train/loss")[0]
+    assert loss_single[0] == loss_ddp[0] == 0
+    assert loss_ddp[1] == pytest.approx(loss_single[1], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_open_images_layout_trains_with_the_same_command(tmp_path):
+    coco = write_dataset(tmp_path / "coco", list(range(4)))
+    oi = tmp_path / "oi"
+    (oi / "annotations").mkdir(parents=True)
+    (oi / "images").mkdir()
+    for split in ("train", "val", "test"):
+        loaded = load_dataset(coco, split)
+        entries = []
+        for record in loaded.records:
+            Image.open(record.image_path).save(oi / "images" / f"{record.image_id}.jpg")
+            boxes = record.boxes.copy()
+            boxes[:, 2:] -= 1  # the reader adds the official +1 back
+            entries.append(
+                {
+                    "img_fn": record.image_id,
+                    "img_size": [record.width, record.height],
+                    "bbox": boxes.tolist(),
+                    "det_labels": record.labels.tolist(),
+                    "rel": record.relations.tolist(),
+                }
+            )
+        (oi / "annotations" / f"vrd-{split}-anno.json").write_text(json.dumps(entries))
+    categories = {"obj": loaded.class_names, "rel": loaded.predicate_names}
+    (oi / "annotations" / "categories_dict.json").write_text(json.dumps(categories))
+    result = run_egtr(
+        ["train", *tiny_flags(tmp_path / "out", oi, 2), "--phase", "detector", "--protocol", "oi"]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "out" / "report" / "metrics.json").read_text())
+    assert "wmAP_rel" in metrics and "AP50" in metrics
+
+
+def test_corrupt_image_mid_epoch_is_skipped_and_counted(tmp_path):
+    data = write_dataset(tmp_path / "data", list(range(6)))
+    victim = load_dataset(data, "train").records[2].image_path
+    victim.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    result = run_egtr(
+        ["train", *tiny_flags(tmp_path / "out", data, 2), "--phase", "detector", "--batch-size", "3"]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipping image" in result.stderr and victim.name in result.stderr
+    skipped = logged(tmp_path / "out" / "logs" / "metrics.csv", "train/skipped_images")
+    assert sum(value for _, value in skipped) == 1
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    settings = json.loads((tmp_path / "out" / "train_settings.json").read_text())
+    assert settings["max_steps"] == 2 and settings["phase"] == "detector"
