@@ -90,6 +90,16 @@ def initialize(module: EGTRModule, source: Any, settings: TrainSettings, data: S
         module.model.set_frequency_statistics(torch.as_tensor(data.fg_matrix))
 
 
+def device_count(settings: TrainSettings) -> int:
+    """Devices per node the Trainer will use (resolving "auto" the way Lightning does)."""
+    if isinstance(settings.devices, int):
+        return settings.devices
+    if str(settings.devices).isdigit():
+        return int(settings.devices)
+    uses_cuda = settings.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    return torch.cuda.device_count() if uses_cuda else 1
+
+
 def build_trainer(settings: TrainSettings, out: Path, callbacks: list) -> L.Trainer:
     step_validation = isinstance(settings.val_check_interval, int) and settings.val_check_interval > 1
     interactive = os.isatty(2)
@@ -105,7 +115,7 @@ def build_trainer(settings: TrainSettings, out: Path, callbacks: list) -> L.Trai
         max_time=timedelta(minutes=settings.max_minutes) if settings.max_minutes else None,
         gradient_clip_val=settings.gradient_clip or None,
         gradient_clip_algorithm="norm",
-        accumulate_grad_batches=settings.accumulate,
+        accumulate_grad_batches=settings.accumulation(device_count(settings)),
         val_check_interval=settings.val_check_interval,
         check_val_every_n_epoch=None if step_validation else 1,
         log_every_n_steps=settings.log_every,

@@ -37,6 +37,9 @@ class TrainSettings:
     gradient_clip: float = 0.1
     batch_size: int = 4  # per device
     accumulate: int = 2
+    effective_batch: int | None = (
+        None  # when set, accumulate = effective_batch / (batch_size x devices x nodes)
+    )
     max_epochs: int = 50
     max_steps: int = -1
     max_minutes: float | None = None  # stop after this wall-clock time (then test on the best checkpoint)
@@ -84,6 +87,15 @@ class TrainSettings:
             raise ValueError(f"protocol must be vg or oi, got {self.protocol!r}")
         if self.batch_size < 1 or self.accumulate < 1:
             raise ValueError("batch_size and accumulate must be at least 1")
+        if self.effective_batch is not None and self.effective_batch < 1:
+            raise ValueError("effective_batch must be at least 1")
+
+    def accumulation(self, devices: int) -> int:
+        """Gradient accumulation steps for `devices` devices per node (from effective_batch when set)."""
+        if self.effective_batch is None:
+            return self.accumulate
+        per_step = self.batch_size * devices * self.num_nodes
+        return max(1, round(self.effective_batch / per_step))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -114,6 +126,7 @@ _PHASE_PRESETS: dict[str, dict[str, Any]] = {
         lr_initialized=1e-4,
         batch_size=4,
         accumulate=1,
+        effective_batch=32,
         max_epochs=150,
         patience=15,
         model={"auxiliary_loss": True},
@@ -124,6 +137,7 @@ _PHASE_PRESETS: dict[str, dict[str, Any]] = {
         lr_initialized=2e-4,
         batch_size=4,
         accumulate=2,
+        effective_batch=64,
         max_epochs=50,
         patience=15,
         model={"auxiliary_loss": False},
@@ -134,6 +148,7 @@ _PHASE_PRESETS: dict[str, dict[str, Any]] = {
         lr_initialized=2e-5,
         batch_size=4,
         accumulate=2,
+        effective_batch=64,
         max_epochs=25,
         patience=15,
         model={"auxiliary_loss": False},
@@ -157,6 +172,7 @@ _DATASET_PRESETS: dict[str, dict[str, Any]] = {
         accelerator="cpu",
         devices=1,
         accumulate=1,
+        effective_batch=None,
         batch_size=4,
         log_every=10,
     ),
