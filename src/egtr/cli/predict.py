@@ -1,0 +1,319 @@
+"""`egtr predict`: scene graphs of your own images as JSON, with optional drawings and explanations.
+
+Outputs in OUT: per image `<name>.json` (or all images in `predictions.jsonl` with --jsonl), `<name>.png`
+with --draw, `<name>.explain.png` with --explain, and `summary.json` (settings, outputs, failures).
+Images found in a directory keep their sub-folders in OUT. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from egtr.cli.demo import DEFAULT_OUT as DEMO_OUT
+from egtr.cli.errors import CommandError
+
+DEFAULT_OUT = Path("egtr-output/predict")
+DEMO_MODEL = DEMO_OUT / "model.safetensors"
+SUMMARY_FILE, JSONL_FILE = "summary.json", "predictions.jsonl"
+
+
+def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        parents=parents,
+        help="scene graphs of images or folders as JSON, drawings and attention explanations",
+        description="Predict the scene graph of each image (files, or folders searched recursively for "
+        "image files; other files there are skipped) with the official preprocessing and post-processing. "
+        "A bad image (corrupt, empty, too large, not an image) is reported on stderr and skipped; the exit "
+        "code is then 1.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders")
+    parser.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help=f"any model file or directory egtr.load_model accepts (default: {DEMO_MODEL} below the current "
+        "folder, the model `egtr demo` trains)",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--names",
+        metavar="FILE_OR_DIR",
+        help="class/predicate names: a JSON file ({objects, predicates}, {obj, rel}, ...) or a dataset "
+        "folder (default: the model's names; Visual Genome lists for 150/50 models; else placeholders)",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    parser.add_argument(
+        "--batch-size", type=int, metavar="N", default=1, help="images per forward pass (default: 1)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        default=1,
+        help="threads reading images ahead of the model (default: 1)",
+    )
+    parser.add_argument(
+        "--size", type=int, metavar="N", default=800, help="shorter image side (default: 800)"
+    )
+    parser.add_argument(
+        "--max-size", type=int, metavar="N", default=1333, help="longest image side cap (default: 1333)"
+    )
+    parser.add_argument(
+        "--top-k", type=int, metavar="K", default=100, help="triplets kept per image (default: 100)"
+    )
+    parser.add_argument(
+        "--threshold", type=float, metavar="SCORE", default=0.0, help="minimum triplet score (default: 0)"
+    )
+    parser.add_argument(
+        "--no-graph-constraint",
+        action="store_true",
+        help="allow several predicates per object pair (default: off, one predicate per pair)",
+    )
+    parser.add_argument(
+        "--dedup-iou",
+        type=float,
+        metavar="IOU",
+        help="merge objects of the same class whose boxes overlap above IOU into the best-scoring one "
+        "(default: off, as officially)",
+    )
+    parser.add_argument(
+        "--object-threshold",
+        type=float,
+        metavar="SCORE",
+        help="also list objects in no kept triplet that score at least SCORE (default: off)",
+    )
+    parser.add_argument(
+        "--object-score",
+        default="softmax",
+        choices=("softmax", "sigmoid"),
+        help="object confidence: softmax (official) or sigmoid over the class logits (default: softmax)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        metavar="N",
+        help="refuse images with more pixels (default: PIL's decompression-bomb limit, about 89M)",
+    )
+    parser.add_argument(
+        "--ignore-exif",
+        action="store_true",
+        help="read pixels as stored, ignoring the EXIF orientation, as the official code does "
+        "(default: off, images are turned upright)",
+    )
+    parser.add_argument("--draw", action="store_true", help="write a PNG of boxes and graph (default: off)")
+    parser.add_argument(
+        "--draw-edges", type=int, metavar="N", default=10, help="triplets drawn with --draw (default: 10)"
+    )
+    parser.add_argument(
+        "--layout",
+        default="auto",
+        choices=("auto", "dot", "spring"),
+        help="graph layout: graphviz dot, a spring layout, or auto (dot when installed) (default: auto)",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="explain one triplet per image: per-layer attention between its two queries and the gate of "
+        "each relation source, as <name>.explain.png and an 'explain' entry in the JSON (default: off)",
+    )
+    parser.add_argument(
+        "--explain-rank",
+        type=int,
+        metavar="K",
+        default=1,
+        help="which triplet --explain shows, 1 = best (default: 1)",
+    )
+    parser.add_argument(
+        "--jsonl",
+        action="store_true",
+        help=f"write one {JSONL_FILE} instead of a JSON per image (default: off)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar on stderr (default: progress shown)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON (default: text)")
+    parser.set_defaults(func=run)
+
+
+def checkpoint_path(args: argparse.Namespace) -> Path:
+    if args.checkpoint:
+        return Path(args.checkpoint)
+    if DEMO_MODEL.is_file():
+        return DEMO_MODEL
+    raise CommandError(
+        f"no --checkpoint given and no demo model at {DEMO_MODEL}: run `egtr demo` (about ten minutes on a "
+        "CPU) to train one, or pass --checkpoint PATH"
+    )
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    for flag, value in (
+        ("--batch-size", args.batch_size),
+        ("--workers", args.workers),
+        ("--top-k", args.top_k),
+        ("--draw-edges", args.draw_edges),
+        ("--explain-rank", args.explain_rank),
+        ("--size", args.size),
+    ):
+        if value < 1:
+            raise CommandError(f"{flag} must be at least 1, got {value}")
+    if args.max_size < args.size:
+        raise CommandError(f"--max-size ({args.max_size}) must be at least --size ({args.size})")
+    if args.dedup_iou is not None and not 0 <= args.dedup_iou < 1:
+        raise CommandError(f"--dedup-iou must be in [0, 1), got {args.dedup_iou}")
+
+
+def build_predictor(args: argparse.Namespace, checkpoint: Path):
+    from PIL import Image
+
+    from egtr.inference.predictor import SceneGraphPredictor
+
+    if args.max_pixels and args.max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
+        Image.MAX_IMAGE_PIXELS = args.max_pixels  # PIL's own guard must not stop a raised limit
+    return SceneGraphPredictor.from_checkpoint(
+        checkpoint,
+        device=args.device,
+        names=args.names,
+        size=args.size,
+        max_size=args.max_size,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        top_k=args.top_k,
+        threshold=args.threshold,
+        graph_constraint=not args.no_graph_constraint,
+        dedup_iou=args.dedup_iou,
+        object_threshold=args.object_threshold,
+        object_score=args.object_score,
+        max_pixels=args.max_pixels,
+        explain_rank=args.explain_rank if args.explain else None,
+        exif=not args.ignore_exif,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from egtr.inference.image_files import find_images
+    from egtr.inference.output import write_text
+
+    check_arguments(args)
+    checkpoint = checkpoint_path(args)
+    found = find_images(args.inputs)
+    for folder, count in found.skipped.items():
+        print(f"note: {folder}: skipped {count} file(s) that are not images", file=sys.stderr)
+    failures = [{"image": str(path), "error": "no such file or directory"} for path in found.missing]
+    for failure in failures:
+        print(f"egtr predict: {failure['image']}: {failure['error']}", file=sys.stderr)
+    if not found.files:
+        if failures:
+            return 1
+        raise CommandError(f"no image files found in {', '.join(args.inputs)}")
+    predictor = build_predictor(args, checkpoint)
+    if predictor.vocabulary.note:
+        print(f"note: {predictor.vocabulary.note}", file=sys.stderr)
+    started = time.perf_counter()
+    outputs, more_failures = write_predictions(predictor, found.files, args)
+    failures += more_failures
+    summary = build_summary(args, predictor, checkpoint, outputs, failures, time.perf_counter() - started)
+    write_text(args.out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2) if args.json else summary_text(summary))
+    return 1 if failures else 0
+
+
+def write_predictions(predictor, files, args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    """Predict every file and write its outputs; returns (outputs per image, failures)."""
+    from egtr.inference.output import JsonLinesWriter, OutputNames
+
+    names = OutputNames(reserved=(Path(SUMMARY_FILE).stem, Path(JSONL_FILE).stem), extras=("explain",))
+    outputs, failures = [], []
+    lines = JsonLinesWriter(args.out / JSONL_FILE) if args.jsonl else None
+    try:
+        results = predictor.iter_predict(
+            [file.path for file in files], progress=not args.no_progress, total=len(files)
+        )
+        for result in results:
+            if result.error is not None:
+                print(f"egtr predict: {result.source}: {result.error}", file=sys.stderr)
+                failures.append({"image": result.source, "error": result.error})
+                continue
+            stem = names.claim(files[result.index].relative_name)
+            outputs.append(write_outputs(result, args.out / stem, lines, args))
+    finally:
+        if lines is not None:
+            lines.close()
+    return outputs, failures
+
+
+def write_outputs(result, stem: Path, lines, args: argparse.Namespace) -> dict:
+    """Write one image's JSON (or JSON line), drawing and explanation; returns what was written."""
+    from egtr.inference.explain import draw_explanation
+    from egtr.inference.output import write_text
+    from egtr.inference.visualize import draw_scene_graph
+
+    graph = result.graph
+    entry = {"image": result.source, "objects": len(graph.labels), "triplets": len(graph.triplets)}
+    if lines is not None:
+        lines.write(graph.to_dict())
+        entry["json"] = str(lines.path)
+    else:
+        entry["json"] = str(write_text(f"{stem}.json", graph.to_json()))
+    if args.draw:
+        entry["drawing"] = str(
+            draw_scene_graph(
+                result.image, graph, f"{stem}.png", max_edges=args.draw_edges, layout=args.layout
+            )
+        )
+    if args.explain and graph.explanation is None:
+        print(
+            f"note: {result.source}: no triplet at rank {args.explain_rank} "
+            f"({len(graph.triplets)} triplets); nothing to explain",
+            file=sys.stderr,
+        )
+    elif args.explain:
+        entry["explain"] = str(
+            draw_explanation(graph.explanation, f"{stem}.explain.png", Path(result.source).name)
+        )
+    return entry
+
+
+def build_summary(args, predictor, checkpoint: Path, outputs, failures, seconds: float) -> dict:
+    processed = len(outputs) + len(failures)
+    return {
+        "images": processed,
+        "predicted": len(outputs),
+        "failed": failures,
+        "seconds": round(seconds, 3),
+        "images_per_second": round(len(outputs) / seconds, 3) if seconds > 0 else None,
+        "out": str(args.out),
+        "outputs": outputs,
+        "settings": {
+            "checkpoint": str(checkpoint),
+            "device": str(predictor.device),
+            "names": predictor.vocabulary.source,
+            "size": args.size,
+            "max_size": args.max_size,
+            "batch_size": args.batch_size,
+            "top_k": args.top_k,
+            "threshold": args.threshold,
+            "graph_constraint": not args.no_graph_constraint,
+            "dedup_iou": args.dedup_iou,
+            "object_threshold": args.object_threshold,
+            "object_score": args.object_score,
+            "exif_orientation": not args.ignore_exif,
+        },
+    }
+
+
+def summary_text(summary: dict) -> str:
+    rate = summary["images_per_second"]
+    speed = f", {rate:.2f} images/s" if rate else ""
+    failed = f", {len(summary['failed'])} failed" if summary["failed"] else ""
+    counts = f"{summary['predicted']} of {summary['images']} images predicted{failed}"
+    return (
+        f"{counts} in {summary['seconds']:.1f} s{speed} on {summary['settings']['device']}; "
+        f"results in {summary['out']}"
+    )

@@ -1,0 +1,98 @@
+"""Writing prediction outputs: atomic files (temporary file, then os.replace) and unique output names."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call `write(handle)` on a temporary file beside `path`, then rename it to `path`. Returns the path.
+
+    A crash or a kill leaves either the old file or the new one, never half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
+
+
+def new_figure(width_in: float, height_in: float, dpi: int = 100):
+    """A matplotlib Figure drawn by Agg, without pyplot: no global backend switch, nothing to close."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width_in, height_in), dpi=dpi)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure, path: str | Path) -> Path:
+    """Save a `new_figure` as PNG atomically, at the figure's own dpi."""
+    return write_atomically(path, lambda stream: figure.savefig(stream, format="png", dpi=figure.dpi))
+
+
+class OutputNames:
+    """Distinct output stems (paths without suffix, relative to the output folder) for input images.
+
+    An image found in a directory keeps its sub-folders (`a/b/cat.jpg` -> `a/b/cat`); a stem already taken
+    (case-insensitively, also as `<stem>.<extra>` for an extra output such as `cat.explain`) gets `-2`,
+    `-3`, ... (`cat.jpg` and `cat.png` -> `cat`, `cat-2`). `reserved` stems are never handed out.
+    """
+
+    def __init__(self, reserved: tuple[str, ...] = (), extras: tuple[str, ...] = ()) -> None:
+        self.extras = extras
+        self.used: set[str] = {name.lower() for name in reserved}
+
+    def _forms(self, stem: Path) -> list[str]:
+        return [str(stem).lower()] + [f"{stem}.{extra}".lower() for extra in self.extras]
+
+    def claim(self, relative_name: str | Path) -> Path:
+        stem = Path(relative_name).with_suffix("")
+        candidate, number = stem, 1
+        while any(form in self.used for form in self._forms(candidate)):
+            number += 1
+            candidate = stem.with_name(f"{stem.name}-{number}")
+        self.used.update(self._forms(candidate))
+        return candidate
+
+
+class JsonLinesWriter:
+    """Appends one JSON object per line to a temporary file; `close()` renames it to `path`.
+
+    Each line is flushed as it is written, so a killed run leaves its finished lines in the temporary
+    file (`.<name>.*.tmp` beside `path`).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, self.temporary = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        self.stream = os.fdopen(handle, "w", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self.stream.write(json.dumps(record) + "\n")
+        self.stream.flush()
+
+    def close(self) -> Path:
+        if not self.stream.closed:
+            self.stream.close()
+            os.replace(self.temporary, self.path)
+        return self.path

@@ -1,0 +1,232 @@
+"""SceneGraphPredictor: images in, scene graphs out (DESIGN §3), on CPU or GPU.
+
+    predictor = SceneGraphPredictor.from_checkpoint("model.safetensors")
+    graph = predictor.predict("photo.jpg")           # one SceneGraph
+    graphs = predictor.predict(["a.jpg", pil_image])  # a list
+
+Per image: read (images.py: EXIF, modes, bit depths) -> the official evaluation preprocessing (shorter side
+`size`, longer at most `max_size`, ImageNet normalization; spec §3.2) -> batches padded with pixel masks ->
+the model -> the official post-processing (spec §4) -> triplets and objects (triplets.py). Images are read
+and preprocessed on `workers` background threads while the model runs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from egtr.data.collate import collate
+from egtr.data.transforms import EVAL_MAX_SIZE, EVAL_SIZE, eval_transform
+from egtr.inference.explain import explain_triplet
+from egtr.inference.images import ImageReadError, load_rgb, source_name
+from egtr.inference.names import Vocabulary, resolve_vocabulary
+from egtr.inference.postprocess import PostprocessOptions, postprocess
+from egtr.inference.progress import track
+from egtr.inference.scene_graph import SceneGraph
+from egtr.inference.triplets import TripletOptions, build_scene_graph
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None/"auto": CUDA when available, else CPU; "gpu" means "cuda"; any torch device string works."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device("cuda" if str(device) == "gpu" else device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} requested but CUDA is not available (use --device cpu)")
+    return device
+
+
+@dataclass
+class PredictionResult:
+    """One input's outcome: a graph, or an error message (the other fields stay None)."""
+
+    index: int  # position in the input sequence
+    source: str  # the input's name (path, '<image i>', '<array i>')
+    graph: SceneGraph | None = None
+    image: Image.Image | None = None  # the upright RGB image the graph refers to (for drawings)
+    error: str | None = None
+
+
+@dataclass
+class _Prepared:
+    index: int
+    source: str
+    image: Image.Image | None = None
+    pixel_values: Tensor | None = None  # float [3,H,W], resized and normalized
+    error: str | None = None
+
+
+class SceneGraphPredictor:
+    """Predicts scene graphs with an EGTR model; options are documented in `__init__`."""
+
+    def __init__(
+        self,
+        model,
+        *,
+        names: str | Path | dict | None = None,
+        device: str | torch.device | None = None,
+        size: int = EVAL_SIZE,
+        max_size: int | None = EVAL_MAX_SIZE,
+        batch_size: int = 1,
+        top_k: int = 100,
+        threshold: float = 0.0,
+        graph_constraint: bool = True,
+        dedup_iou: float | None = None,
+        object_threshold: float | None = None,
+        object_score: str = "softmax",
+        max_pixels: int | None = None,
+        explain_rank: int | None = None,
+        workers: int = 1,
+        exif: bool = True,
+    ) -> None:
+        """
+        model: an `egtr.EGTR` (put in eval mode and moved to `device`).
+        names: class/predicate names: a JSON file, a dataset directory or a dict (see egtr.inference.names);
+            default: the model's own names, the packaged Visual Genome lists for 150/50 models, placeholders.
+        device: "auto"/None (CUDA if available), "cpu", "cuda", "cuda:1", ...
+        size, max_size: shorter side and longest-side cap of the resized image (official evaluation:
+            800/1333; the official FPS protocol: 600/1000).
+        batch_size: images per forward pass. Images of different sizes are padded to the largest, and
+            padding changes a DETR-style model's outputs slightly (the backbone sees the padded border):
+            1 (default) gives every image its unpadded result; equal-size images batch exactly.
+        top_k, threshold, graph_constraint, dedup_iou, object_threshold: triplet selection, see
+            egtr.inference.triplets (official: top_k 100, graph constraint, no threshold, no merging).
+        object_score: "softmax" (official) or "sigmoid" object confidences.
+        max_pixels: refuse larger images before decoding them (default: PIL.Image.MAX_IMAGE_PIXELS; PIL
+            itself refuses files above twice that global, whatever `max_pixels` says).
+        explain_rank: attach an explanation (egtr.inference.explain) of the triplet at this 1-based rank.
+        workers: threads reading and preprocessing images ahead of the model.
+        exif: apply EXIF orientation (default); False reads pixels as stored, as the official loader does.
+        """
+        if batch_size < 1 or workers < 1:
+            raise ValueError("batch_size and workers must be >= 1")
+        if size < 1 or (max_size is not None and max_size < size):
+            raise ValueError(f"size must be >= 1 and max_size >= size, got {size} and {max_size}")
+        if explain_rank is not None and explain_rank < 1:
+            raise ValueError(f"explain_rank is 1-based, got {explain_rank}")
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device)
+        self.config = model.config
+        self.vocabulary: Vocabulary = resolve_vocabulary(self.config, names)
+        self.triplet_options = TripletOptions(top_k, threshold, graph_constraint, dedup_iou, object_threshold)
+        self.postprocess_options = PostprocessOptions(
+            top_k=self.triplet_options.pairs_needed(self.config.num_queries),
+            keep_diagonal=False,
+            object_score=object_score,
+        )
+        self.size, self.max_size = size, max_size
+        self.batch_size, self.workers = batch_size, workers
+        self.max_pixels, self.explain_rank, self.exif = max_pixels, explain_rank, exif
+        self.transform = eval_transform(size, max_size)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device | None = None,
+        names: str | Path | dict | None = None,
+        **options: Any,
+    ) -> SceneGraphPredictor:
+        """A predictor for any checkpoint `egtr.load_model` accepts; `options` as in `__init__`."""
+        from egtr.checkpoints import load_model
+
+        return cls(load_model(path), names=names, device=device, **options)
+
+    # ----------------------------------------------------------------------------------------- public
+    def predict(self, images: Any) -> SceneGraph | list[SceneGraph]:
+        """Scene graph(s) of a path, PIL image or numpy array, or of a list/tuple of them.
+
+        Raises `ImageReadError` (a ValueError naming the input) for an unreadable image; use `iter_predict`
+        to go on past bad inputs.
+        """
+        single = not isinstance(images, (list, tuple))
+        graphs = []
+        for result in self.iter_predict([images] if single else images):
+            if result.error is not None:
+                raise ImageReadError(result.source, result.error)
+            graphs.append(result.graph)
+        return graphs[0] if single else graphs
+
+    def iter_predict(
+        self, images: Iterable[Any], progress: bool = False, total: int | None = None
+    ) -> Iterator[PredictionResult]:
+        """One `PredictionResult` per input, in input order; unreadable inputs give an error result.
+
+        With `progress`, a progress bar on stderr (`total` defaults to len(images) when it has one).
+        """
+        results = self._results(images)
+        if progress:
+            count = total if total is not None else len(images) if hasattr(images, "__len__") else 0
+            results = track(results, count, "predicting")
+        yield from results
+
+    # ----------------------------------------------------------------------------------------- steps
+    def _results(self, images: Iterable[Any]) -> Iterator[PredictionResult]:
+        waiting: list[_Prepared] = []  # in input order, not yet reported
+        batch: list[_Prepared] = []
+        for item in self._prepared(images):
+            waiting.append(item)
+            if item.error is None:
+                batch.append(item)
+            if len(batch) == self.batch_size:
+                yield from self._finish(waiting, batch)
+                waiting, batch = [], []
+        if waiting:
+            yield from self._finish(waiting, batch)
+
+    def _prepared(self, images: Iterable[Any]) -> Iterator[_Prepared]:
+        lookahead = 2 * self.batch_size + self.workers
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="egtr-read") as pool:
+            pending: deque = deque()
+            for index, image in enumerate(images):
+                pending.append(pool.submit(self._prepare, index, image))
+                if len(pending) > lookahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def _prepare(self, index: int, image: Any) -> _Prepared:
+        name = source_name(image, index)
+        try:
+            rgb = load_rgb(image, name, self.max_pixels, self.exif)
+        except ImageReadError as error:
+            return _Prepared(index, name, error=error.reason)
+        pixel_values, _ = self.transform(rgb, {"boxes": torch.zeros((0, 4))})
+        return _Prepared(index, name, rgb, pixel_values)
+
+    def _finish(self, waiting: list[_Prepared], batch: list[_Prepared]) -> Iterator[PredictionResult]:
+        graphs = dict(zip((item.index for item in batch), self._predict_batch(batch))) if batch else {}
+        for item in waiting:
+            if item.error is not None:
+                yield PredictionResult(item.index, item.source, error=item.error)
+            else:
+                yield PredictionResult(item.index, item.source, graphs[item.index], item.image)
+
+    @torch.inference_mode()
+    def _predict_batch(self, batch: list[_Prepared]) -> list[SceneGraph]:
+        inputs = collate([{"pixel_values": item.pixel_values, "target": {}} for item in batch])
+        outputs = self.model(inputs["pixel_values"].to(self.device), inputs["pixel_mask"].to(self.device))
+        sizes = torch.tensor([[item.image.height, item.image.width] for item in batch])
+        predictions = postprocess(outputs, sizes, self.postprocess_options)
+        graphs = []
+        for position, (item, prediction) in enumerate(zip(batch, predictions)):
+            graph = build_scene_graph(
+                prediction,
+                self.triplet_options,
+                self.vocabulary,
+                item.source,
+                item.image.width,
+                item.image.height,
+            )
+            if self.explain_rank is not None and self.explain_rank <= len(graph.triplets):
+                graph.explanation = explain_triplet(outputs, position, graph, self.explain_rank, self.config)
+            graphs.append(graph)
+        return graphs
