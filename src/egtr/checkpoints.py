@@ -13,19 +13,18 @@ Loading is strict: missing, unexpected or mis-shaped keys raise a ValueError lis
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save
 from torch import Tensor
 
 from egtr.config import EGTRConfig
+from egtr.files import write_atomically
 from egtr.models.backbone import load_backbone_weights
 from egtr.models.egtr import EGTR
 
@@ -69,14 +68,7 @@ def save_model(model: EGTR, path: str | Path, metadata: dict[str, str] | None = 
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
     info = {"format": FORMAT_TAG, "egtr_config": model.config.to_json(), **(metadata or {})}
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file(tensors, temporary, metadata=info)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    write_atomically(path, lambda stream: stream.write(save(tensors, metadata=info)))
     return path
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from egtr.files import write_text
+
 RELATION_FUNCTIONS = ("concat", "sum", "product", "dot")
 FREQUENCY_BIAS_MODES = ("official", "log_softmax")
 
@@ -197,7 +199,7 @@ class EGTRConfig:
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            write_text(path, text + "\n")
         return text
 
     @classmethod

@@ -3,10 +3,8 @@
 import json
 from pathlib import Path
 
-import pytest
-
 from egtr.inference.image_files import find_images
-from egtr.inference.output import JsonLinesWriter, OutputNames, write_atomically, write_text
+from egtr.inference.output import JsonLinesWriter, OutputNames
 
 from .conftest import write_rgb
 
@@ -41,20 +39,6 @@ def test_output_names_keep_folders_and_never_collide():
     assert names.claim("sub/cat.jpg") == Path("sub/cat")
     assert names.claim("summary.jpg") == Path("summary-2")
     assert names.claim("cat.explain.jpg") == Path("cat.explain-2")  # cat's explanation takes cat.explain
-
-
-def test_atomic_writes_leave_no_partial_file(tmp_path):
-    target = tmp_path / "deep" / "out.json"
-    write_text(target, "old")
-
-    def failing(stream):
-        stream.write(b"half")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        write_atomically(target, failing)
-    assert target.read_text() == "old"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["out.json"]
 
 
 def test_json_lines_appear_only_when_closed(tmp_path):

@@ -197,8 +197,8 @@ def build_predictor(args: argparse.Namespace, checkpoint: Path):
 
 
 def run(args: argparse.Namespace) -> int:
+    from egtr.files import write_text
     from egtr.inference.image_files import find_images
-    from egtr.inference.output import write_text
 
     check_arguments(args)
     checkpoint = checkpoint_path(args)
@@ -250,8 +250,8 @@ def write_predictions(predictor, files, args: argparse.Namespace) -> tuple[list[
 
 def write_outputs(result, stem: Path, lines, args: argparse.Namespace) -> dict:
     """Write one image's JSON (or JSON line), drawing and explanation; returns what was written."""
+    from egtr.files import write_text
     from egtr.inference.explain import draw_explanation
-    from egtr.inference.output import write_text
     from egtr.inference.visualize import draw_scene_graph
 
     graph = result.graph

@@ -16,6 +16,7 @@ import numpy as np
 from egtr.boxes import xyxy_to_xywh_array
 from egtr.data.coco_relations import IMAGE_DIR, RELATION_FILE, SPLITS
 from egtr.data.record import SceneGraphRecord, SceneGraphSplit
+from egtr.files import write_text
 
 
 def _coco_image_ids(records: Sequence[SceneGraphRecord]) -> list[int]:
@@ -138,4 +139,4 @@ def write_coco_dataset(
 
 def _dump(value: object, path: Path) -> None:
     # json.dumps uses the C encoder; json.dump to a file would use the pure-Python one (~10x slower)
-    path.write_text(json.dumps(value, separators=(",", ":")))
+    write_text(path, json.dumps(value, separators=(",", ":")))

@@ -5,10 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from egtr.inference.output import new_figure, save_figure
 
 CURVES = (
     ("train/loss", "validation_loss"),
@@ -40,7 +37,8 @@ def plot_loss_curves(metrics_csv: Path, out_png: Path) -> Path | None:
     panels = [panel for panel in panels if panel]
     if not panels:
         return None
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
+    figure = new_figure(4.5 * len(panels), 3.4, dpi=110)
+    axes = figure.subplots(1, len(panels), squeeze=False)
     for axis, names in zip(axes[0], panels):
         for name in names:
             steps, values = zip(*columns[name])
@@ -49,7 +47,4 @@ def plot_loss_curves(metrics_csv: Path, out_png: Path) -> Path | None:
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
     figure.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out_png, dpi=110)
-    plt.close(figure)
-    return out_png
+    return save_figure(figure, out_png)

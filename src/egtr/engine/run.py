@@ -29,6 +29,7 @@ from egtr.engine.metrics import SceneGraphMetrics
 from egtr.engine.module import EGTRModule
 from egtr.engine.settings import TrainSettings, merge, preset
 from egtr.evaluation import write_report
+from egtr.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +44,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file first, then renames it: a kill never leaves half a file."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        path = Path(path)
-        temporary = path.with_name(path.name + ".tmp")
-        super().save_checkpoint(checkpoint, temporary, storage_options)
-        os.replace(temporary, path)
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options")
+        write_atomically(path, lambda stream: torch.save(checkpoint, stream))
 
 
 @dataclass

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from egtr.files import write_text
+
 PHASES = ("detector", "egtr", "finetune")
 DATASETS = ("visual_genome", "open_images", "synthetic")
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
@@ -112,10 +114,7 @@ class TrainSettings:
         return self.from_dict({**self.to_dict(), **changes})
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        temporary.replace(path)
+        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 # Official hyper-parameters (spec §3.1, §3.2); `finetune` = `egtr` with every rate x0.1.

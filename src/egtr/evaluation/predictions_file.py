@@ -11,13 +11,13 @@ A prediction dict is DESIGN §3's, optionally with `detections` {boxes, labels, 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from egtr.evaluation.inputs import EvaluationInputError, read_detections, read_prediction, to_numpy
+from egtr.files import write_atomically
 
 FORMAT_NAME = "egtr-predictions"
 FORMAT_VERSION = 1
@@ -68,12 +68,7 @@ def write_predictions(path: str | Path, items: Iterable[tuple[str, Mapping]]) ->
             trailing = (num_predicates,) if name == "rel_scores" else TRAILING_SHAPES.get(name, ())
             parts = [image[name].reshape(-1, *trailing) for image in images]
             arrays[name] = np.concatenate(parts).astype(dtype) if parts else np.zeros((0, *trailing), dtype)
-    temporary = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(temporary, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
-    os.replace(temporary, path)
-    return path
+    return write_atomically(path, lambda stream: np.savez_compressed(stream, **arrays))
 
 
 def _checked_arrays(prediction: Mapping, where: str) -> dict[str, np.ndarray]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from egtr.files import write_text
 
 TABLE_KEYS = ("per_predicate", "counts", "settings")
 ROW_IDENTITY = ("predicate", "name", "gt_triplets", "images")
@@ -31,10 +32,8 @@ def write_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = report_dict(metrics, settings, predicate_names)
-    json_path = _write_atomically(
-        out_dir / "metrics.json", json.dumps(report, indent=2, allow_nan=False) + "\n"
-    )
-    markdown_path = _write_atomically(out_dir / "metrics.md", markdown_report(report))
+    json_path = write_text(out_dir / "metrics.json", json.dumps(report, indent=2, allow_nan=False) + "\n")
+    markdown_path = write_text(out_dir / "metrics.md", markdown_report(report))
     return json_path, markdown_path
 
 
@@ -138,10 +137,3 @@ def _percent(value: Any) -> str:
 def _cell(value: Any) -> str:
     text = json.dumps(value) if not isinstance(value, str) else value
     return text.replace("|", "\\|")
-
-
-def _write_atomically(path: Path, text: str) -> Path:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-    return path

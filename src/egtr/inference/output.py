@@ -1,35 +1,13 @@
-"""Writing prediction outputs: atomic files (temporary file, then os.replace) and unique output names."""
+"""Prediction outputs: figures, unique output names, JSON Lines written to a temporary file first."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
 
-
-def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call `write(handle)` on a temporary file beside `path`, then rename it to `path`. Returns the path.
-
-    A crash or a kill leaves either the old file or the new one, never half a file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return path
-
-
-def write_text(path: str | Path, text: str) -> Path:
-    return write_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
+from egtr.files import write_atomically
 
 
 def new_figure(width_in: float, height_in: float, dpi: int = 100):
