@@ -1,4 +1,4 @@
-"""Loss curves (PNG) from the CSV log that Lightning's CSVLogger writes."""
+"""Loss curves (PNG) from the CSV logs that Lightning's CSVLogger writes (one file per run of a phase)."""
 
 from __future__ import annotations
 
@@ -28,11 +28,25 @@ def read_columns(path: Path) -> dict[str, list[tuple[int, float]]]:
     return columns
 
 
-def plot_loss_curves(metrics_csv: Path, out_png: Path) -> Path | None:
+def log_files(log_dir: Path) -> list[Path]:
+    """The CSV logs of a phase in run order: earlier runs' `metrics-<k>.csv`, then `metrics.csv`."""
+    earlier = sorted(log_dir.glob("metrics-*.csv"), key=lambda p: int(p.stem.split("-")[1]))
+    return [*earlier, *([log_dir / "metrics.csv"] if (log_dir / "metrics.csv").is_file() else [])]
+
+
+def keep_previous_log(log_dir: Path) -> None:
+    """Before a resumed run: move `metrics.csv` aside (the CSV logger would overwrite it)."""
+    current = log_dir / "metrics.csv"
+    if current.is_file():
+        current.rename(log_dir / f"metrics-{len(log_files(log_dir))}.csv")
+
+
+def plot_loss_curves(log_dir: Path, out_png: Path) -> Path | None:
     """Plot the losses and validation metrics over steps; None when there is nothing to plot."""
-    if not metrics_csv.is_file():
-        return None
-    columns = read_columns(metrics_csv)
+    columns: dict[str, list[tuple[int, float]]] = {}
+    for path in log_files(log_dir):
+        for name, points in read_columns(path).items():
+            columns.setdefault(name, []).extend(points)
     panels = [[name for name in group if name in columns] for group in CURVES]
     panels = [panel for panel in panels if panel]
     if not panels:
@@ -44,6 +58,8 @@ def plot_loss_curves(metrics_csv: Path, out_png: Path) -> Path | None:
             steps, values = zip(*columns[name])
             axis.plot(steps, values, label=name, marker="o" if len(steps) < 30 else None, markersize=3)
         axis.set_xlabel("step")
+        if all(name.endswith("loss") or "/loss" in name for name in names):
+            axis.set_yscale("log")  # the first steps' losses would flatten the rest
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
     figure.tight_layout()

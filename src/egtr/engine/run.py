@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,15 +22,13 @@ from egtr.checkpoints import (
     torch_load_safely,
 )
 from egtr.config import EGTRConfig
-from egtr.engine.curves import plot_loss_curves
+from egtr.engine.curves import keep_previous_log, plot_loss_curves
 from egtr.engine.datamodule import SceneGraphDataModule
 from egtr.engine.metrics import SceneGraphMetrics
 from egtr.engine.module import EGTRModule
 from egtr.engine.settings import TrainSettings, merge, preset
 from egtr.evaluation import write_report
 from egtr.files import write_atomically
-
-logger = logging.getLogger(__name__)
 
 MODEL_PRESETS = {
     "visual_genome": EGTRConfig.visual_genome,
@@ -167,11 +164,11 @@ def run_phase(settings: TrainSettings) -> PhaseResult:
         # strict=False: a run resumed right after its epoch-end validation has no fresh validation_loss yet
         EarlyStopping("validation_loss", patience=settings.patience, mode="min", strict=False),
     ]
-    trainer = build_trainer(settings, out, callbacks)
     last = out / "checkpoints" / "last.ckpt"
     resume = last if settings.resume and last.is_file() else None
     if resume:
-        logger.info("resuming from %s", resume)
+        keep_previous_log(out / "logs")
+    trainer = build_trainer(settings, out, callbacks)
     trainer.fit(module, datamodule=data, ckpt_path=resume)
 
     best = Path(checkpoints.best_model_path) if checkpoints.best_model_path else None
@@ -191,7 +188,7 @@ def run_phase(settings: TrainSettings) -> PhaseResult:
             "eval_size": [settings.eval_size, settings.eval_max_size],
         }
         write_report(out / "report", test_metrics, report_settings, data.predicate_names)
-        plot_loss_curves(out / "logs" / "metrics.csv", out / "report" / "loss_curves.png")
+        plot_loss_curves(out / "logs", out / "report" / "loss_curves.png")
     return PhaseResult(out, model_path, best, test_metrics)
 
 
