@@ -144,3 +144,76 @@ def test_corrupt_image_mid_epoch_is_skipped_and_counted(tmp_path):
     assert (tmp_path / "out" / "model.safetensors").is_file()
     settings = json.loads((tmp_path / "out" / "train_settings.json").read_text())
     assert settings["max_steps"] == 2 and settings["phase"] == "detector"
+
+
+@pytest.mark.slow
+def test_full_recipe_chains_the_phases_and_evaluate_reads_the_result(tmp_path):
+    data = write_dataset(tmp_path / "data", list(range(4)))
+    flags = [flag for flag in tiny_flags(tmp_path / "unused", data, 2) if flag != "--out"]
+    flags.remove(str(tmp_path / "unused"))
+    result = run_egtr(
+        ["train", *flags, "--recipe", "full", "--out", str(tmp_path / "run"), "--batch-size", "2"]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for phase in ("detector", "egtr", "finetune"):
+        assert (tmp_path / "run" / phase / "model.safetensors").is_file(), phase
+    egtr_settings = json.loads((tmp_path / "run" / "egtr" / "train_settings.json").read_text())
+    finetune_settings = json.loads((tmp_path / "run" / "finetune" / "train_settings.json").read_text())
+    assert egtr_settings["init_from"].endswith("detector/model.safetensors")
+    assert finetune_settings["init_from"].endswith("egtr/model.safetensors")
+    assert finetune_settings["lr"] == pytest.approx(egtr_settings["lr"] / 10)
+    evaluated = run_egtr(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(tmp_path / "run" / "finetune"),
+            "--data",
+            str(data),
+            "--size",
+            "64",
+            "--max-size",
+            "64",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path / "eval"),
+            "--save-predictions",
+            str(tmp_path / "eval" / "predictions.npz"),
+        ]
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert {"R@50", "mR@50", "AP50", "settings"} <= set(metrics)
+    again = run_egtr(
+        [
+            "evaluate",
+            "--predictions",
+            str(tmp_path / "eval" / "predictions.npz"),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "eval2"),
+        ]
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    metrics_again = json.loads((tmp_path / "eval2" / "metrics.json").read_text())
+    assert metrics_again["R@50"] == metrics["R@50"] and metrics_again["AP50"] == metrics["AP50"]
+
+
+def test_bf16_mixed_precision_on_cpu(tmp_path):
+    data = write_dataset(tmp_path / "data", list(range(4)))
+    result = run_egtr(
+        [
+            "train",
+            *tiny_flags(tmp_path / "out", data, 2),
+            "--phase",
+            "egtr",
+            "--precision",
+            "bf16-mixed",
+            "--metrics-every",
+            "0",
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = logged(tmp_path / "out" / "logs" / "metrics.csv", "train/loss")
+    assert losses and all(value == value for _, value in losses)  # finite, no NaN
