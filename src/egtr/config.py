@@ -6,12 +6,12 @@ Presets: `EGTRConfig.visual_genome()`, `.open_images()`, `.small()` (fast CPU co
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from egtr.dict_round_trip import DictRoundTrip
 from egtr.files import write_text
 
 RELATION_FUNCTIONS = ("concat", "sum", "product", "dot")
@@ -19,7 +19,7 @@ FREQUENCY_BIAS_MODES = ("official", "log_softmax")
 
 
 @dataclass
-class EGTRConfig:
+class EGTRConfig(DictRoundTrip):
     # --- labels
     num_labels: int = 150
     num_rel_labels: int = 50
@@ -181,21 +181,6 @@ class EGTRConfig:
         return getattr(cls, key)(**overrides)
 
     # ------------------------------------------------------------------ serialization
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EGTRConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown EGTRConfig key(s): {', '.join(unknown)}")
-        return cls(**data)
-
-    def replace(self, **changes: Any) -> EGTRConfig:
-        """A copy with some fields changed (unknown names are an error naming them)."""
-        return self.from_dict({**self.to_dict(), **changes})
-
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:

@@ -8,12 +8,12 @@ trained from the pre-trained detector, three learning rates), `finetune` (all ra
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from egtr.dict_round_trip import DictRoundTrip
 from egtr.files import write_text
 
 PHASES = ("detector", "egtr", "finetune")
@@ -22,7 +22,7 @@ PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 
 
 @dataclass
-class TrainSettings:
+class TrainSettings(DictRoundTrip):
     phase: str = "egtr"
     dataset: str = "visual_genome"  # preset family: visual_genome | open_images | synthetic
     data: str | None = None  # dataset directory in any supported layout (None: synthetic world on the fly)
@@ -98,20 +98,6 @@ class TrainSettings:
             return self.accumulate
         per_step = self.batch_size * devices * self.num_nodes
         return max(1, round(self.effective_batch / per_step))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
-        return cls(**data)
-
-    def replace(self, **changes: Any) -> TrainSettings:
-        return self.from_dict({**self.to_dict(), **changes})
 
     def save(self, path: Path) -> None:
         write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
