@@ -169,7 +169,7 @@ def run_phase(settings: TrainSettings) -> PhaseResult:
     if resume:
         keep_previous_log(out / "logs")
     trainer = build_trainer(settings, out, callbacks)
-    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)  # never unpickle objects
 
     best = Path(checkpoints.best_model_path) if checkpoints.best_model_path else None
     if best is not None:
