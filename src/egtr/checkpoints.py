@@ -33,7 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 from torch import Tensor
 
-from egtr.config import CONFIG_FILE_LIMIT, EGTRConfig
+from egtr.config import CONFIG_FILE_LIMIT, SIZE_LIMITS, EGTRConfig
 from egtr.files import read_small_text, write_atomically
 from egtr.models.backbone import load_backbone_weights
 from egtr.models.egtr import EGTR
@@ -340,12 +340,19 @@ def config_from_official(path: Path, with_relations: bool) -> EGTRConfig:
     fields: dict[str, Any] = {"backbone_depth": int(depth.group(1))}
     id2label = data.get("id2label")
     if id2label:
+        if not isinstance(id2label, dict) or not all(re.fullmatch(r"\d{1,9}", str(k)) for k in id2label):
+            raise ValueError(f"{path}: id2label must map class indices to names")
         fields["num_labels"] = max(int(k) for k in id2label) + 1
+        if fields["num_labels"] > SIZE_LIMITS["num_labels"][1]:  # before listing that many names
+            limit = SIZE_LIMITS["num_labels"][1]
+            raise ValueError(
+                f"{path}: num_labels must be an integer in 1..{limit}, got {fields['num_labels']}"
+            )
         names = [str(id2label.get(str(i), "")) for i in range(fields["num_labels"])]
         if not all(re.fullmatch(r"LABEL_\d+", n) for n in names):
             fields["class_names"] = names
     elif "num_labels" in data:
-        fields["num_labels"] = int(data["num_labels"])
+        fields["num_labels"] = data["num_labels"]
     fields.update({key: data[key] for key in OFFICIAL_CONFIG_KEYS if data.get(key) is not None})
     if data.get("use_log_softmax"):
         fields["frequency_bias_mode"] = "log_softmax"
