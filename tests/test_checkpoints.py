@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save as safetensors_save
 
-from egtr.checkpoints import load_model, native_to_official, save_model
+from egtr.checkpoints import load_model, memory_lower_bound, native_to_official, save_model
 from egtr.config import EGTRConfig
 from egtr.models.egtr import EGTR
 
@@ -264,3 +264,26 @@ def test_trainer_checkpoint_of_an_older_version_without_tables(tmp_path):
     path = tmp_path / "last.ckpt"
     torch.save({"state_dict": state, "egtr_config": model.config.to_dict()}, path)
     same_outputs(model, load_model(path))
+
+
+@pytest.mark.parametrize(
+    ("config", "share"),
+    [
+        (EGTRConfig.visual_genome(), 0.3),  # the backbone (not counted) is most of a standard model
+        (small_config(relation_function="dot"), 0.05),
+        (
+            small_config(relation_function="sum", use_connectivity=False, relation_use_final_hidden=False),
+            0.05,
+        ),
+        (EGTRConfig.visual_genome(num_labels=1000, num_rel_labels=200), 0.85),  # the table dominates
+        (EGTRConfig.visual_genome(num_queries=3000), 0.9),  # the scores of one image dominate
+        (EGTRConfig.visual_genome(d_model=2048, decoder_ffn_dim=8192, encoder_ffn_dim=8192), 0.85),
+    ],
+    ids=["visual_genome", "small-dot", "small-sum", "many-classes", "many-queries", "wide"],
+)
+def test_the_memory_bound_counts_a_lower_bound_of_the_real_model(config, share):
+    with torch.device("meta"):  # counted, not allocated
+        model = EGTR(config)
+    tensors = 4 * sum(t.numel() for t in (*model.parameters(), *model.buffers()))
+    needed = tensors + 4 * config.num_queries**2 * (config.num_rel_labels + 1)
+    assert share * needed < memory_lower_bound(config) <= needed

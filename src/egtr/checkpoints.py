@@ -122,8 +122,9 @@ def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 # ----------------------------------------------------------------------------- size checks
 def memory_lower_bound(config: EGTRConfig) -> int:
     """Bytes (float32) that any use of a model of `config` allocates at least: the weights that grow with
-    the config (frequency table, queries, encoder and decoder layers, class head) plus the relation and
-    connectivity scores of one image (N x N x (R + 1)). A lower bound: the real model is larger."""
+    the config (frequency table, queries, encoder and decoder layers, relation head, class and predicate
+    outputs) plus the relation and connectivity scores of one image (N x N x (R + 1)). A lower bound: the
+    backbone and the small terms are left out."""
     d, levels = config.d_model, config.num_feature_levels
 
     def deformable(heads: int, points: int) -> int:  # sampling offsets, attention weights, value, output
@@ -137,8 +138,10 @@ def memory_lower_bound(config: EGTRConfig) -> int:
         + deformable(config.decoder_attention_heads, config.decoder_n_points)
         + 2 * d * config.decoder_ffn_dim
     )
+    relation = (2 * config.num_relation_sources + 1 + int(config.use_connectivity)) * d * d
     frequency = (config.num_labels + 1) ** 2 * config.num_rel_labels
-    weights = frequency + config.num_queries * 2 * d + encoder + decoder + d * config.num_labels
+    heads = d * (config.num_labels + config.num_rel_labels)
+    weights = frequency + config.num_queries * 2 * d + encoder + decoder + relation + heads
     scores = config.num_queries**2 * (config.num_rel_labels + 1)
     return 4 * (weights + scores)
 
