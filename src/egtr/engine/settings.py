@@ -142,18 +142,6 @@ _PHASE_PRESETS: dict[str, dict[str, Any]] = {
         train_crop=[384, 600],
         model={"auxiliary_loss": True},
     ),
-    "detector_finetune": dict(
-        lr=1e-5,
-        lr_backbone=1e-6,
-        lr_initialized=1e-5,
-        batch_size=4,
-        accumulate=1,
-        effective_batch=32,
-        max_epochs=50,
-        patience=15,
-        train_crop=[384, 600],
-        model={"auxiliary_loss": True},
-    ),
     "egtr": dict(
         lr=2e-6,
         lr_backbone=2e-7,
@@ -176,6 +164,14 @@ _PHASE_PRESETS: dict[str, dict[str, Any]] = {
         patience=15,
         model={"auxiliary_loss": False},
     ),
+}
+
+_PHASE_PRESETS["detector_finetune"] = {
+    **_PHASE_PRESETS["detector"],
+    "lr": 1e-5,
+    "lr_backbone": 1e-6,
+    "lr_initialized": 1e-5,
+    "max_epochs": 50,
 }
 
 _DATASET_PRESETS: dict[str, dict[str, Any]] = {
@@ -212,14 +208,6 @@ _SYNTHETIC_PHASES: dict[str, dict[str, Any]] = {
         patience=1000,
         model={"auxiliary_loss": True},
     ),
-    "detector_finetune": dict(
-        lr=4e-5,
-        lr_backbone=4e-5,
-        lr_initialized=4e-5,
-        max_epochs=1000,
-        patience=1000,
-        model={"auxiliary_loss": True},
-    ),
     "egtr": dict(
         lr=1e-4,
         lr_backbone=1e-4,
@@ -236,6 +224,14 @@ _SYNTHETIC_PHASES: dict[str, dict[str, Any]] = {
         patience=1000,
         model={"auxiliary_loss": False},
     ),
+}
+
+
+_SYNTHETIC_PHASES["detector_finetune"] = {
+    **_SYNTHETIC_PHASES["detector"],
+    "lr": 4e-5,
+    "lr_backbone": 4e-5,
+    "lr_initialized": 4e-5,
 }
 
 
