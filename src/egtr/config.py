@@ -137,8 +137,6 @@ class EGTRConfig(DictRoundTrip):
             )
         if self.d_model % self.decoder_attention_heads or self.d_model % self.encoder_attention_heads:
             raise ValueError("d_model must be divisible by the number of attention heads")
-        if self.d_model % 32:
-            raise ValueError(f"d_model must be a multiple of 32 (GroupNorm of 32 groups), got {self.d_model}")
         if self.num_feature_levels < 1:
             raise ValueError("num_feature_levels must be at least 1")
         for layer in self.relation_layers:
