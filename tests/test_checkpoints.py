@@ -1,94 +1,19 @@
 """Native and official checkpoints load strictly, round-trip, and fail clearly."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save as safetensors_save
 
-from egtr.checkpoints import load_model, native_to_official, save_model
+from egtr.checkpoints import load_model, memory_lower_bound, native_to_official, save_model
 from egtr.config import EGTRConfig
 from egtr.models.egtr import EGTR
 
+from .official_checkpoints import official_config_json, official_vg_key_shapes, write_official_artifact
+from .torch_threads import one_torch_thread  # noqa: F401
 
-def official_vg_key_shapes() -> dict[str, tuple]:
-    """Official EGTR state-dict names and shapes for Visual Genome, written from spec §7.1."""
-    keys: dict[str, tuple] = {}
-    bb = "model.backbone.conv_encoder.model."
-
-    def frozen_bn(prefix, c):
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            keys[f"{prefix}.{name}"] = (c,)
-
-    keys[bb + "conv1.weight"] = (64, 3, 7, 7)
-    frozen_bn(bb + "bn1", 64)
-    in_c = 64
-    for stage, (blocks, width) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512)), start=1):
-        for block in range(blocks):
-            p = f"{bb}layer{stage}.{block}"
-            keys[f"{p}.conv1.weight"] = (width, in_c if block == 0 else width * 4, 1, 1)
-            keys[f"{p}.conv2.weight"] = (width, width, 3, 3)
-            keys[f"{p}.conv3.weight"] = (width * 4, width, 1, 1)
-            for i, c in ((1, width), (2, width), (3, width * 4)):
-                frozen_bn(f"{p}.bn{i}", c)
-            if block == 0:
-                keys[f"{p}.downsample.0.weight"] = (width * 4, in_c, 1, 1)
-                frozen_bn(f"{p}.downsample.1", width * 4)
-                keys[f"{p}.downsample.1.num_batches_tracked"] = ()
-        in_c = width * 4
-    for level, c in enumerate((512, 1024, 2048)):
-        keys[f"model.input_proj.{level}.0.weight"] = (256, c, 1, 1)
-        keys[f"model.input_proj.{level}.0.bias"] = (256,)
-        keys[f"model.input_proj.{level}.1.weight"] = keys[f"model.input_proj.{level}.1.bias"] = (256,)
-    keys["model.input_proj.3.0.weight"] = (256, 2048, 3, 3)
-    keys["model.input_proj.3.0.bias"] = (256,)
-    keys["model.input_proj.3.1.weight"] = keys["model.input_proj.3.1.bias"] = (256,)
-    keys["model.query_position_embeddings.weight"] = (200, 512)
-    keys["model.level_embed"] = (4, 256)
-    keys["model.reference_points.weight"], keys["model.reference_points.bias"] = (2, 256), (2,)
-
-    def linear(prefix, out, inp):
-        keys[f"{prefix}.weight"], keys[f"{prefix}.bias"] = (out, inp), (out,)
-
-    def norm(prefix):
-        keys[f"{prefix}.weight"] = keys[f"{prefix}.bias"] = (256,)
-
-    def deformable(prefix):
-        linear(prefix + ".sampling_offsets", 256, 256)
-        linear(prefix + ".attention_weights", 128, 256)
-        linear(prefix + ".value_proj", 256, 256)
-        linear(prefix + ".output_proj", 256, 256)
-
-    for i in range(6):
-        e, d = f"model.encoder.layers.{i}", f"model.decoder.layers.{i}"
-        deformable(e + ".self_attn")
-        norm(e + ".self_attn_layer_norm")
-        linear(e + ".fc1", 1024, 256)
-        linear(e + ".fc2", 256, 1024)
-        norm(e + ".final_layer_norm")
-        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
-            linear(f"{d}.self_attn.{proj}", 256, 256)
-        norm(d + ".self_attn_layer_norm")
-        deformable(d + ".encoder_attn")
-        norm(d + ".encoder_attn_layer_norm")
-        linear(d + ".fc1", 1024, 256)
-        linear(d + ".fc2", 256, 1024)
-        norm(d + ".final_layer_norm")
-        linear(f"class_embed.{i}", 150, 256)
-        linear(f"bbox_embed.{i}.layers.0", 256, 256)
-        linear(f"bbox_embed.{i}.layers.1", 256, 256)
-        linear(f"bbox_embed.{i}.layers.2", 4, 256)
-        linear(f"proj_q.{i}", 256, 256)
-        linear(f"proj_k.{i}", 256, 256)
-    keys["triplet_dist"], keys["rel_dist"] = (151, 151, 50), (50,)
-    linear("final_sub_proj", 256, 256)
-    linear("final_obj_proj", 256, 256)
-    linear("rel_predictor_gate", 1, 512)
-    for head, out in (("rel_predictor", 50), ("connectivity_layer", 1)):
-        linear(f"{head}.layers.0", 256, 512)
-        linear(f"{head}.layers.1", 256, 256)
-        linear(f"{head}.layers.2", out, 256)
-    return keys
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_official_key_names_and_shapes_match_spec():
@@ -121,60 +46,6 @@ def same_outputs(a: EGTR, b: EGTR):
         out_a, out_b = a(x), b(x)
     for name in ("logits", "pred_boxes", "rel_logits", "pred_connectivity"):
         torch.testing.assert_close(getattr(out_a, name), getattr(out_b, name), rtol=0, atol=0)
-
-
-def official_config_json(config: EGTRConfig) -> dict:
-    data = {
-        "model_type": "deformable_detr",
-        "backbone": f"resnet{config.backbone_depth}",
-        "id2label": {str(i): f"LABEL_{i}" for i in range(config.num_labels)},
-        "two_stage": False,
-        "with_box_refine": False,
-        "position_embedding_type": "sine",
-        "activation_function": "relu",
-        "architecture": "SenseTime/deformable-detr",
-        "use_log_softmax": False,
-        "output_attention_states": False,
-    }
-    for key in (
-        "num_rel_labels",
-        "num_queries",
-        "d_model",
-        "encoder_layers",
-        "decoder_layers",
-        "encoder_attention_heads",
-        "decoder_attention_heads",
-        "encoder_ffn_dim",
-        "decoder_ffn_dim",
-        "num_feature_levels",
-        "encoder_n_points",
-        "decoder_n_points",
-        "use_freq_bias",
-        "smoothing",
-    ):
-        data[key] = getattr(config, key)
-    return data
-
-
-def write_official_artifact(tmp_path: Path, model: EGTR, epochs=(1, 3)) -> Path:
-    artifact = tmp_path / "egtr_artifact"
-    (artifact / "checkpoints").mkdir(parents=True)
-    (artifact / "config.json").write_text(json.dumps(official_config_json(model.config)))
-    state = {"model." + k: v.clone() for k, v in native_to_official(model).items()}
-    for epoch in epochs:
-        content = {
-            "state_dict": state
-            if epoch == max(epochs)
-            else {k: torch.zeros_like(v) for k, v in state.items()},
-            "epoch": epoch,
-            "global_step": 10 * epoch,
-            "pytorch-lightning_version": "1.6.4",
-            "callbacks": {
-                "ModelCheckpoint{'monitor': 'validation_loss'}": {"best_model_score": torch.tensor(1.71)}
-            },
-        }
-        torch.save(content, artifact / "checkpoints" / f"epoch={epoch:02d}-validation_loss=1.71.ckpt")
-    return artifact
 
 
 def test_native_round_trip(tmp_path):
@@ -293,3 +164,126 @@ def test_unsupported_official_settings(tmp_path):
     (artifact / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="two_stage"):
         load_model(artifact)
+
+
+def test_official_checkpoint_trained_without_frequency_bias_loads(tmp_path):
+    """The official model always carries triplet_dist and rel_dist, also with use_freq_bias=false."""
+    model = trained_like(small_config(use_freq_bias=False))
+    artifact = write_official_artifact(tmp_path, model, epochs=(1,))
+    assert "model.triplet_dist" in torch.load(next((artifact / "checkpoints").glob("*.ckpt")))["state_dict"]
+    loaded = load_model(artifact)
+    assert not loaded.config.use_freq_bias
+    same_outputs(model, loaded)
+    torch.testing.assert_close(loaded.frequency_bias.rel_dist, model.frequency_bias.rel_dist)
+
+
+def lightning_1_6_checkpoint(model: EGTR) -> dict:
+    """Everything PyTorch Lightning 1.6 writes beside the weights of an official EGTR run."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [{"params": trainable[:5], "lr": 2e-7}, {"params": trainable[5:], "lr": 2e-6}], weight_decay=1e-4
+    )
+    sum(p.sum() for p in trainable).backward()
+    optimizer.step()
+    best = "/data/runs/egtr/checkpoints/epoch=03-validation_loss=1.71.ckpt"
+    return {
+        "epoch": 3,
+        "global_step": 4242,
+        "pytorch-lightning_version": "1.6.4",
+        "state_dict": {"model." + k: v for k, v in native_to_official(model).items()},
+        "loops": {
+            "fit_loop": {
+                "state_dict": {},
+                "epoch_loop.state_dict": {"_batches_that_stepped": 4242},
+                "epoch_loop.batch_progress": {
+                    "total": {"ready": 8484, "completed": 8484, "started": 8484, "processed": 8484},
+                    "current": {"ready": 12, "completed": 12, "started": 12, "processed": 12},
+                    "is_last_batch": False,
+                },
+                "epoch_progress": {"total": {"ready": 4, "completed": 3}, "current": {"ready": 4}},
+            },
+            "validate_loop": {"state_dict": {}, "dataloader_progress": {"total": {"ready": 1}}},
+        },
+        "callbacks": {
+            "ModelCheckpoint{'monitor': 'validation_loss', 'mode': 'min', 'every_n_train_steps': 0, "
+            "'every_n_epochs': 1, 'train_time_interval': None, 'save_on_train_epoch_end': True}": {
+                "monitor": "validation_loss",
+                "best_model_score": torch.tensor(1.7134),
+                "best_model_path": best,
+                "current_score": torch.tensor(1.7301),
+                "dirpath": "/data/runs/egtr/checkpoints",
+                "best_k_models": {best: torch.tensor(1.7134)},
+                "kth_best_model_path": best,
+                "kth_value": torch.tensor(1.7134),
+                "last_model_path": "/data/runs/egtr/checkpoints/last.ckpt",
+            },
+            "EarlyStopping{'monitor': 'validation_loss', 'mode': 'min'}": {
+                "wait_count": 1,
+                "stopped_epoch": 0,
+                "best_score": torch.tensor(1.7134),
+                "patience": 15,
+            },
+        },
+        "optimizer_states": [optimizer.state_dict()],
+        "lr_schedulers": [],
+        "native_amp_scaling_state": torch.amp.GradScaler("cpu", enabled=True).state_dict(),
+    }
+
+
+def test_a_full_lightning_1_6_checkpoint_loads_with_weights_only(tmp_path):
+    model = trained_like(small_config())
+    artifact = write_official_artifact(tmp_path, model, epochs=(1,))
+    path = next((artifact / "checkpoints").glob("*.ckpt"))
+    content = lightning_1_6_checkpoint(model)
+    assert content["optimizer_states"][0]["param_groups"][0]["betas"] == (0.9, 0.999)
+    torch.save(content, path)
+    same_outputs(model, load_model(path))
+
+
+def test_older_native_files_without_frequency_tables_load_when_unused(tmp_path):
+    model = trained_like(small_config(use_freq_bias=False))
+    tensors = {k: v for k, v in model.state_dict().items() if not k.startswith("frequency_bias.")}
+    metadata = {"format": "egtr", "egtr_config": model.config.to_json()}
+    old = tmp_path / "old.safetensors"
+    old.write_bytes(safetensors_save(tensors, metadata=metadata))
+    loaded = load_model(old)
+    same_outputs(model, loaded)
+    assert not loaded.frequency_bias.has_statistics()  # empty tables: logit adjustment is refused
+    with pytest.raises(ValueError, match="predicate prior"):
+        loaded.set_logit_adjustment(True)
+    uses_them = model.config.replace(use_freq_bias=True)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(safetensors_save(tensors, metadata={**metadata, "egtr_config": uses_them.to_json()}))
+    with pytest.raises(ValueError, match=r"missing: frequency_bias.rel_dist, frequency_bias.triplet_dist"):
+        load_model(bad)
+
+
+def test_trainer_checkpoint_of_an_older_version_without_tables(tmp_path):
+    model = trained_like(small_config(use_freq_bias=False))
+    state = {"model." + k: v for k, v in model.state_dict().items() if not k.startswith("frequency_bias.")}
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": state, "egtr_config": model.config.to_dict()}, path)
+    same_outputs(model, load_model(path))
+
+
+@pytest.mark.parametrize(
+    ("config", "share"),
+    [
+        (EGTRConfig.visual_genome(), 0.3),  # the backbone (not counted) is most of a standard model
+        (small_config(relation_function="dot"), 0.05),
+        (
+            small_config(relation_function="sum", use_connectivity=False, relation_use_final_hidden=False),
+            0.05,
+        ),
+        (EGTRConfig.visual_genome(num_labels=1000, num_rel_labels=200), 0.85),  # the table dominates
+        (EGTRConfig.visual_genome(num_queries=3000), 0.9),  # the scores of one image dominate
+        (EGTRConfig.visual_genome(d_model=2048, decoder_ffn_dim=8192, encoder_ffn_dim=8192), 0.85),
+    ],
+    ids=["visual_genome", "small-dot", "small-sum", "many-classes", "many-queries", "wide"],
+)
+def test_the_memory_bound_counts_a_lower_bound_of_the_real_model(config, share):
+    with torch.device("meta"):  # counted, not allocated
+        model = EGTR(config)
+    tensors = 4 * sum(t.numel() for t in (*model.parameters(), *model.buffers()))
+    needed = tensors + 4 * config.num_queries**2 * (config.num_rel_labels + 1)
+    assert share * needed < memory_lower_bound(config) <= needed

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from egtr.config import EGTRConfig
+from egtr.config import CONFIG_FILE_LIMIT, EGTRConfig
 
 
 def test_official_defaults():
@@ -36,7 +36,8 @@ def test_json_round_trip(tmp_path):
     config = EGTRConfig.small(relation_attention_layers=[0, 2], class_names=[f"c{i}" for i in range(12)])
     path = tmp_path / "config.json"
     config.to_json(path)
-    assert EGTRConfig.from_json(path) == config
+    assert EGTRConfig.from_file(path) == config
+    assert EGTRConfig.from_json(path.read_text()) == config
     assert EGTRConfig.from_dict(json.loads(config.to_json())) == config
 
 
@@ -61,4 +62,51 @@ def test_malformed_json_names_the_file(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text("{not json")
     with pytest.raises(ValueError, match="bad.json"):
-        EGTRConfig.from_json(path)
+        EGTRConfig.from_file(path)
+
+
+def test_from_json_takes_text_only_and_never_reads_a_path(tmp_path):
+    real = tmp_path / "config.json"
+    real.write_text(EGTRConfig.small().to_json())
+    for text in (str(real), "/etc/passwd", "/dev/zero"):
+        with pytest.raises(ValueError, match="not valid JSON"):
+            EGTRConfig.from_json(text)
+    with pytest.raises(ValueError, match="expected JSON text"):
+        EGTRConfig.from_json(real)
+    with pytest.raises(ValueError, match="expected a JSON object"):
+        EGTRConfig.from_json("[1, 2]")
+
+
+def test_from_file_reads_regular_small_files_only(tmp_path):
+    with pytest.raises(ValueError, match="not a regular file"):
+        EGTRConfig.from_file("/dev/zero")
+    big = tmp_path / "big.json"
+    big.write_text(" " * (CONFIG_FILE_LIMIT + 1))
+    with pytest.raises(ValueError, match="larger than"):
+        EGTRConfig.from_file(big)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("num_queries", 0),
+        ("num_queries", 10**9),
+        ("d_model", 10**6),
+        ("decoder_layers", -1),
+        ("num_labels", 10**7),
+        ("num_rel_labels", "50"),
+        ("encoder_ffn_dim", True),
+        ("logit_adj_tau", float("nan")),
+        ("freq_bias_eps", 0.0),
+    ],
+)
+def test_absurd_sizes_and_types_are_named(field, value):
+    with pytest.raises(ValueError, match=field):
+        EGTRConfig.small(**{field: value})
+
+
+def test_class_cost_follows_ce_loss_coefficient_unless_set():
+    assert EGTRConfig().class_cost is None and EGTRConfig().matching_class_cost == 2.0
+    assert EGTRConfig(ce_loss_coefficient=3.0).matching_class_cost == 3.0
+    assert EGTRConfig(ce_loss_coefficient=3.0, class_cost=1.0).matching_class_cost == 1.0
+    assert not EGTRConfig().average_num_boxes_across_processes  # official: each process's own count

@@ -125,7 +125,7 @@ def benchmark_model(
             out = model.relation_head(
                 detection.attention_queries, detection.attention_keys, detection.last_hidden_state
             )
-            if model.frequency_bias is not None:
+            if model.config.use_freq_bias:
                 out = model.frequency_bias(detection.logits) + out[0]
             return out
 

@@ -7,7 +7,16 @@ Native format: one `.safetensors` file holding the weights, with the EGTRConfig 
 - an official pretrained-detector directory (`config.json` + `pytorch_model.bin`, HF `save_pretrained`):
   detector weights, freshly initialized relation head;
 - a `.ckpt` written by this project's trainer (state dict under `model.`, config under `egtr_config`).
-Loading is strict: missing, unexpected or mis-shaped keys raise a ValueError listing them.
+Loading is strict: missing, unexpected or mis-shaped keys raise a ValueError listing them. Files written
+by older versions of this project may lack the frequency tables when both `use_freq_bias` and
+`logit_adjustment` were off; they load with empty tables.
+
+Nothing in a file decides which other file is read: the config in a safetensors file's metadata is JSON
+text only, an official `config.json` is found by its place beside the checkpoint. A file's config is
+checked before any of the model's tensors exist: sizes within `egtr.config.SIZE_LIMITS`, and at most
+MAX_MODEL_BYTES for the largest weights plus one image's relation scores (`memory_lower_bound`);
+checkpoint files above MAX_CHECKPOINT_FILE_BYTES are refused unread, and a safetensors file's tensor
+names and shapes are compared with the model's before its tensors are read.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +33,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 from torch import Tensor
 
-from egtr.config import EGTRConfig
-from egtr.files import write_atomically
+from egtr.config import CONFIG_FILE_LIMIT, SIZE_LIMITS, EGTRConfig
+from egtr.files import read_small_text, write_atomically
 from egtr.models.backbone import load_backbone_weights
 from egtr.models.egtr import EGTR
 
 FORMAT_TAG = "egtr"
 NATIVE_WEIGHTS = "model.safetensors"
+MAX_MODEL_BYTES = 4 << 30  # 4 GiB: ~25x the official Visual Genome model with one image's outputs
+MAX_CHECKPOINT_FILE_BYTES = 4 * MAX_MODEL_BYTES  # weights, two AdamW moments and Lightning's extras
+FREQUENCY_TABLES = "frequency_bias."
 
 # official name prefix -> this project's name prefix (the one place that maps official keys)
 OFFICIAL_PREFIXES = (
@@ -81,17 +94,89 @@ def read_native_metadata(path: Path) -> dict[str, str]:
 
 
 def _load_native(path: Path, map_location: str | torch.device) -> EGTR:
+    check_file_size(path)
     metadata = read_native_metadata(path)
     if metadata.get("format") != FORMAT_TAG or "egtr_config" not in metadata:
         raise ValueError(f"{path}: a safetensors file without an egtr config in its metadata")
-    config = EGTRConfig.from_json(metadata["egtr_config"])
-    model = EGTR(config)
+    config = EGTRConfig.from_json(metadata["egtr_config"], f"{path}: metadata egtr_config")
+    model = build_model(config, str(path))
+    optional = optional_prefixes(config)
+    check_fit(model, _header_shapes(path), str(path), optional)
     try:
         state = load_file(str(path), device=str(map_location))
     except SafetensorError as error:
         raise ValueError(f"{path}: unreadable or truncated safetensors file ({error})") from error
-    load_state_strictly(model, state, str(path))
+    load_state_strictly(model, state, str(path), optional)
     return model
+
+
+def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors header, without reading any tensor."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{path}: not a readable safetensors file ({error})") from error
+
+
+# ----------------------------------------------------------------------------- size checks
+def memory_lower_bound(config: EGTRConfig) -> int:
+    """Bytes (float32) that any use of a model of `config` allocates at least: the weights that grow with
+    the config (frequency table, queries, encoder and decoder layers, relation head, class and predicate
+    outputs) plus the relation and connectivity scores of one image (N x N x (R + 1)). A lower bound: the
+    backbone and the small terms are left out."""
+    d, levels = config.d_model, config.num_feature_levels
+
+    def deformable(heads: int, points: int) -> int:  # sampling offsets, attention weights, value, output
+        return 3 * d * heads * levels * points + 2 * d * d
+
+    encoder = config.encoder_layers * (
+        deformable(config.encoder_attention_heads, config.encoder_n_points) + 2 * d * config.encoder_ffn_dim
+    )
+    decoder = config.decoder_layers * (
+        4 * d * d
+        + deformable(config.decoder_attention_heads, config.decoder_n_points)
+        + 2 * d * config.decoder_ffn_dim
+    )
+    relation = (2 * config.num_relation_sources + 1 + int(config.use_connectivity)) * d * d
+    frequency = (config.num_labels + 1) ** 2 * config.num_rel_labels
+    heads = d * (config.num_labels + config.num_rel_labels)
+    weights = frequency + config.num_queries * 2 * d + encoder + decoder + relation + heads
+    scores = config.num_queries**2 * (config.num_rel_labels + 1)
+    return 4 * (weights + scores)
+
+
+class ModelTooLargeError(ValueError):
+    """A config whose model would need more memory than the loader's bound."""
+
+
+def build_model(config: EGTRConfig, source: str, max_bytes: int = MAX_MODEL_BYTES) -> EGTR:
+    """EGTR(config), refused before any tensor is allocated when it would need more than `max_bytes`."""
+    needed = memory_lower_bound(config)
+    if needed > max_bytes:
+        raise ModelTooLargeError(
+            f"{source}: its config describes a model that needs at least {needed / 2**30:.1f} GiB "
+            f"(weights and one image's relation scores), above the loader's bound of "
+            f"{max_bytes / 2**30:.0f} GiB; refused (num_queries={config.num_queries}, "
+            f"d_model={config.d_model}, layers={config.encoder_layers}+{config.decoder_layers}, "
+            f"classes={config.num_labels}, predicates={config.num_rel_labels})"
+        )
+    return EGTR(config)
+
+
+def check_file_size(path: Path, limit: int = MAX_CHECKPOINT_FILE_BYTES) -> None:
+    size = path.stat().st_size
+    if size > limit:
+        raise ValueError(
+            f"{path}: {size / 2**30:.1f} GiB, larger than any EGTR checkpoint (bound "
+            f"{limit / 2**30:.0f} GiB); refused unread"
+        )
+
+
+def optional_prefixes(config: EGTRConfig) -> tuple[str, ...]:
+    """Keys a file of this config may lack: the frequency tables when neither the bias nor logit
+    adjustment uses them (files of older versions of this project did not write them then)."""
+    return () if config.use_freq_bias or config.logit_adjustment else (FREQUENCY_TABLES,)
 
 
 # ----------------------------------------------------------------------------- strict loading
@@ -102,13 +187,23 @@ def load_state_strictly(
 
     Keys starting with one of `ignore_prefixes` may be missing (they keep their initialization).
     """
-    expected = model.state_dict()
-    missing = sorted(k for k in set(expected) - set(state) if not k.startswith(ignore_prefixes))
-    unexpected = sorted(set(state) - set(expected))
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
+    ):
+        raise ValueError(f"{source}: the weights are not a mapping of names to tensors")
+    check_fit(model, {k: tuple(v.shape) for k, v in state.items()}, source, ignore_prefixes)
+    model.load_state_dict(state, strict=False)
+
+
+def check_fit(
+    model: EGTR, shapes: dict[str, tuple[int, ...]], source: str, ignore_prefixes: tuple = ()
+) -> None:
+    """Raise ValueError listing the missing, unexpected and mis-shaped names of `shapes` (name -> shape)."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(k for k in set(expected) - set(shapes) if not k.startswith(ignore_prefixes))
+    unexpected = sorted(set(shapes) - set(expected))
     mismatched = sorted(
-        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
-        for k in set(state) & set(expected)
-        if state[k].shape != expected[k].shape
+        f"{k} {shapes[k]} vs {expected[k]}" for k in set(shapes) & set(expected) if shapes[k] != expected[k]
     )
     problems = []
     for label, keys in (
@@ -121,7 +216,6 @@ def load_state_strictly(
             problems.append(f"{label}: {shown}")
     if problems:
         raise ValueError(f"{source}: weights do not fit the model; " + "; ".join(problems))
-    model.load_state_dict(state, strict=False)
 
 
 # ----------------------------------------------------------------------------- official files
@@ -162,9 +256,14 @@ def native_to_official(model: EGTR) -> dict[str, Tensor]:
 
 
 def torch_load_safely(path: Path) -> Any:
-    """torch.load(weights_only=True); clear errors for truncated files and pickled Python objects."""
+    """torch.load(weights_only=True); clear errors for truncated files and pickled Python objects.
+
+    Files above MAX_CHECKPOINT_FILE_BYTES are refused unread; zip archives (every torch.save since 1.6)
+    are memory-mapped, so tensors that are never used (optimizer states) are never read.
+    """
+    check_file_size(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as error:
         if "Weights only load failed" not in str(error):
             raise ValueError(
@@ -226,9 +325,11 @@ UNSUPPORTED = {"two_stage": True, "with_box_refine": True, "dilation": True}
 def config_from_official(path: Path, with_relations: bool) -> EGTRConfig:
     """EGTRConfig from an official (HF DeformableDetrConfig + EGTR extras) config.json."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        data = json.loads(read_small_text(path, CONFIG_FILE_LIMIT))
+    except (OSError, ValueError) as error:
         raise ValueError(f"{path}: unreadable config.json ({error})") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
     for key, bad in UNSUPPORTED.items():
         if data.get(key) == bad:
             raise ValueError(f"{path}: {key}={bad} is not supported (EGTR uses {key}={not bad})")
@@ -242,20 +343,28 @@ def config_from_official(path: Path, with_relations: bool) -> EGTRConfig:
     fields: dict[str, Any] = {"backbone_depth": int(depth.group(1))}
     id2label = data.get("id2label")
     if id2label:
+        if not isinstance(id2label, dict) or not all(re.fullmatch(r"\d{1,9}", str(k)) for k in id2label):
+            raise ValueError(f"{path}: id2label must map class indices to names")
         fields["num_labels"] = max(int(k) for k in id2label) + 1
+        if fields["num_labels"] > SIZE_LIMITS["num_labels"][1]:  # before listing that many names
+            limit = SIZE_LIMITS["num_labels"][1]
+            raise ValueError(
+                f"{path}: num_labels must be an integer in 1..{limit}, got {fields['num_labels']}"
+            )
         names = [str(id2label.get(str(i), "")) for i in range(fields["num_labels"])]
         if not all(re.fullmatch(r"LABEL_\d+", n) for n in names):
             fields["class_names"] = names
     elif "num_labels" in data:
-        fields["num_labels"] = int(data["num_labels"])
+        fields["num_labels"] = data["num_labels"]
     fields.update({key: data[key] for key in OFFICIAL_CONFIG_KEYS if data.get(key) is not None})
-    if "ce_loss_coefficient" in fields:
-        fields["class_cost"] = fields["ce_loss_coefficient"]
     if data.get("use_log_softmax"):
         fields["frequency_bias_mode"] = "log_softmax"
     if not with_relations:
         fields.setdefault("num_rel_labels", EGTRConfig().num_rel_labels)
-    return EGTRConfig(**fields)
+    try:
+        return EGTRConfig(**fields)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from error
 
 
 def _highest_epoch_checkpoint(directory: Path) -> Path:
@@ -274,12 +383,12 @@ def _load_official_egtr(checkpoint: Path, config_path: Path, content: dict) -> E
     state = content.get("state_dict")
     if not isinstance(state, dict) or not state:
         raise ValueError(f"{checkpoint}: no state_dict in this Lightning checkpoint")
-    bad = [k for k in state if not k.startswith("model.")]
+    bad = [str(k)[:80] for k in state if not isinstance(k, str) or not k.startswith("model.")]
     if bad:
         raise ValueError(
             f"{checkpoint}: state_dict keys without the Lightning 'model.' prefix: {', '.join(bad[:5])}"
         )
-    model = EGTR(config_from_official(config_path, with_relations=True))
+    model = build_model(config_from_official(config_path, with_relations=True), str(checkpoint))
     official = {k[len("model.") :]: v for k, v in state.items()}
     load_state_strictly(model, official_to_native(official, str(checkpoint)), str(checkpoint))
     return model
@@ -290,27 +399,33 @@ def _load_official_detector(directory: Path) -> EGTR:
     content = torch_load_safely(weights)
     if not isinstance(content, dict):
         raise ValueError(f"{weights}: expected a state dict")
-    if any(k.startswith(("proj_q.", "rel_predictor")) for k in content):
+    if any(str(k).startswith(("proj_q.", "rel_predictor")) for k in content):
         raise ValueError(
             f"{weights}: holds a relation head; this is an EGTR model, not a pretrained detector"
         )
-    model = EGTR(config_from_official(directory / "config.json", with_relations=False))
+    model = build_model(config_from_official(directory / "config.json", with_relations=False), str(weights))
     load_state_strictly(
         model,
         official_to_native(content, str(weights)),
         str(weights),
-        ignore_prefixes=("relation_head.", "frequency_bias."),
+        ignore_prefixes=("relation_head.", FREQUENCY_TABLES),
     )
     return model
 
 
 def _load_trainer_checkpoint(path: Path, content: dict) -> EGTR:
-    config = EGTRConfig.from_dict(content["egtr_config"])
-    model = EGTR(config)
-    state = {
-        k[len("model.") :]: v for k, v in content.get("state_dict", {}).items() if k.startswith("model.")
-    }
-    load_state_strictly(model, state, str(path))
+    if not isinstance(content["egtr_config"], dict):
+        raise ValueError(f"{path}: egtr_config is not a mapping of settings")
+    try:
+        config = EGTRConfig.from_dict(content["egtr_config"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: egtr_config: {error}") from error
+    model = build_model(config, str(path))
+    state = content.get("state_dict", {})
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: state_dict is not a mapping")
+    state = {k[len("model.") :]: v for k, v in state.items() if isinstance(k, str) and k.startswith("model.")}
+    load_state_strictly(model, state, str(path), optional_prefixes(config))
     return model
 
 

@@ -7,15 +7,38 @@ Presets: `EGTRConfig.visual_genome()`, `.open_images()`, `.small()` (fast CPU co
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from egtr.dict_round_trip import DictRoundTrip
-from egtr.files import write_text
+from egtr.files import read_small_text, write_text
 
 RELATION_FUNCTIONS = ("concat", "sum", "product", "dot")
-FREQUENCY_BIAS_MODES = ("official", "log_softmax")
+# official: log(table); log_softmax: the official `use_log_softmax` switch, log_softmax(table); with
+# table = counts + eps / (counts.sum(-1) + eps) (see egtr.models.frequency_bias). log_probability:
+# this project's option, the normalized log-frequency log(counts / counts.sum(-1)) (floored)
+FREQUENCY_BIAS_MODES = ("official", "log_softmax", "log_probability")
+# inclusive (minimum, maximum) of every size: far beyond any EGTR model, they stop a crafted config from
+# asking for absurd allocations before the memory bound of egtr.checkpoints is even computed
+SIZE_LIMITS = {
+    "num_labels": (1, 100_000),
+    "num_rel_labels": (1, 10_000),
+    "num_queries": (1, 10_000),
+    "d_model": (1, 8192),
+    "encoder_layers": (1, 64),
+    "decoder_layers": (1, 64),
+    "encoder_attention_heads": (1, 256),
+    "decoder_attention_heads": (1, 256),
+    "encoder_ffn_dim": (1, 65_536),
+    "decoder_ffn_dim": (1, 65_536),
+    "num_feature_levels": (1, 16),
+    "encoder_n_points": (1, 64),
+    "decoder_n_points": (1, 64),
+    "backbone_frozen_stages": (0, 5),
+}
+CONFIG_FILE_LIMIT = 1 << 20  # bytes: a config file is a few kB; anything larger is not one
 
 
 @dataclass
@@ -56,7 +79,7 @@ class EGTRConfig(DictRoundTrip):
     relation_function: str = "concat"  # concat | sum | product | dot
     use_connectivity: bool = True
     use_freq_bias: bool = True
-    frequency_bias_mode: str = "official"  # official (log of raw counts) | log_softmax (normalized)
+    frequency_bias_mode: str = "official"  # official | log_softmax (official switch) | log_probability
     freq_bias_eps: float = 1e-12
     logit_adjustment: bool = False
     logit_adj_tau: float = 0.3
@@ -68,7 +91,7 @@ class EGTRConfig(DictRoundTrip):
     giou_loss_coefficient: float = 2.0
     rel_loss_coefficient: float = 15.0
     connectivity_loss_coefficient: float = 30.0
-    class_cost: float = 2.0
+    class_cost: float | None = None  # matcher class cost; None = ce_loss_coefficient, as officially
     bbox_cost: float = 5.0
     giou_cost: float = 2.0
     focal_alpha: float = 0.25
@@ -78,9 +101,9 @@ class EGTRConfig(DictRoundTrip):
     rel_sample_nonmatching: int | None = 80
     rel_sample_negatives_largest: bool = True
     rel_sample_nonmatching_largest: bool = True
-    # DETR averages the box count that normalizes the detection losses over processes; the official EGTR
-    # code uses each process's own count (False). Identical on one process.
-    average_num_boxes_across_processes: bool = True
+    # the official EGTR code normalizes the detection losses by each process's own box count (False);
+    # DETR averages the count over processes (True). Identical on one process.
+    average_num_boxes_across_processes: bool = False
 
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (e.g. dataset name)
 
@@ -90,6 +113,16 @@ class EGTRConfig(DictRoundTrip):
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent field."""
+        for name, (low, high) in SIZE_LIMITS.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+        for name in ("freq_bias_eps", "logit_adj_tau", "smoothing", "dropout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if self.freq_bias_eps <= 0:
+            raise ValueError(f"freq_bias_eps must be positive, got {self.freq_bias_eps}")
         if self.backbone_depth not in (18, 34, 50, 101):
             raise ValueError(f"backbone_depth must be 18, 34, 50 or 101, got {self.backbone_depth}")
         if self.backbone_norm not in ("frozen", "batch"):
@@ -132,6 +165,11 @@ class EGTRConfig(DictRoundTrip):
     @property
     def num_relation_sources(self) -> int:
         return len(self.relation_layers) + int(self.relation_use_final_hidden)
+
+    @property
+    def matching_class_cost(self) -> float:
+        """The matcher's class cost: `class_cost`, or `ce_loss_coefficient` when unset (official)."""
+        return self.ce_loss_coefficient if self.class_cost is None else self.class_cost
 
     # ------------------------------------------------------------------ presets
     @classmethod
@@ -188,13 +226,23 @@ class EGTRConfig(DictRoundTrip):
         return text
 
     @classmethod
-    def from_json(cls, path_or_text: str | Path) -> EGTRConfig:
-        source = str(path_or_text)
-        text = Path(source).read_text() if not source.lstrip().startswith("{") else source
+    def from_json(cls, text: str, source: str = "config") -> EGTRConfig:
+        """A config from JSON text (a JSON object). Text only: a path is not JSON and is an error, so a
+        value inside a file can never make this read another file (use `from_file` for a path)."""
+        if not isinstance(text, str):
+            raise ValueError(f"{source}: expected JSON text, got {type(text).__name__}")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise ValueError(f"{source}: not valid JSON ({error})") from error
         if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a JSON object")
-        return cls.from_dict(data)
+            raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{source}: {error}") from error
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> EGTRConfig:
+        """A config from a JSON file (at most CONFIG_FILE_LIMIT bytes, a regular file)."""
+        return cls.from_json(read_small_text(path, CONFIG_FILE_LIMIT), str(path))

@@ -36,6 +36,7 @@ def break_coco_dataset(root):
 
     def test(coco):
         annotations_of(coco, 28)[0]["bbox"] = [1, 2, 3]  # image 28 (annotations[2] of the file): malformed
+        coco["images"].append({"id": 31, "file_name": "../outside.png", "width": 8, "height": 8})  # leaves
 
     def relations(rel):
         rel["val"]["22"].append(rel["val"]["22"][0])  # image 22 relations[2] repeats relations[0]
@@ -49,6 +50,7 @@ def break_coco_dataset(root):
     (root / "images" / "13.png").unlink()
     (root / "images" / "16.png").write_bytes(b"this is not an image")
     Image.new("RGB", (30, 30)).save(root / "images" / "19.png")
+    (root / "outside.png").write_bytes(b"not an image: opening it would add an unreadable_image problem")
 
 
 EXPECTED_COCO_PROBLEMS = {
@@ -63,6 +65,7 @@ EXPECTED_COCO_PROBLEMS = {
     (kinds.UNKNOWN_PREDICATE, "rel.json", "25", "relations[3]"),
     (kinds.FORMAT, "test.json", "28", "annotations[2].bbox"),
     (kinds.FORMAT, "rel.json", "999", 'test["999"]'),
+    (kinds.UNSAFE_PATH, "test.json", "31", "images[2].file_name"),
 }
 
 

@@ -44,6 +44,36 @@ def test_accumulation_from_effective_batch():
     assert settings.replace(effective_batch=None, accumulate=3).accumulation(devices=8) == 3
 
 
+@pytest.mark.parametrize(("batch_size", "devices"), [(3, 1), (4, 3), (16, 8)])
+def test_an_inexact_effective_batch_is_an_error_naming_the_numbers(batch_size, devices):
+    settings = preset("visual_genome", "egtr").replace(batch_size=batch_size)
+    per_step = batch_size * devices
+    with pytest.raises(ValueError, match=rf"effective batch 64 .* = {per_step} images per step"):
+        settings.accumulation(devices=devices)
+    approximate = settings.replace(allow_approximate_batch=True).accumulation(devices=devices)
+    assert approximate == max(1, round(64 / per_step))
+
+
+def test_train_refuses_an_inexact_batch_before_training(capsys):
+    assert main(["train", "--recipe", "full", "--batch-size", "3", "--show-settings"]) == 2
+    error = capsys.readouterr().err
+    assert (
+        "phase detector: effective batch 32 is not a multiple" in error
+        and "--allow-approximate-batch" in error
+    )
+    assert main(["train", "--batch-size", "3", "--allow-approximate-batch", "--show-settings"]) == 0
+
+
+def test_four_phases_with_the_official_detector_recipe():
+    detector, finetune = preset("visual_genome", "detector"), preset("visual_genome", "detector_finetune")
+    assert (finetune.lr, finetune.lr_backbone) == pytest.approx((detector.lr / 10, detector.lr_backbone / 10))
+    assert (finetune.max_epochs, finetune.patience, finetune.effective_batch) == (50, 15, 32)
+    assert finetune.model["auxiliary_loss"] is True
+    from egtr.engine.settings import PHASES
+
+    assert PHASES == ("detector", "detector_finetune", "egtr", "finetune")
+
+
 def test_overrides_file_then_flags(tmp_path):
     path = tmp_path / "settings.json"
     path.write_text(json.dumps({"lr": 1e-3, "batch_size": 2, "model": {"use_connectivity": False}}))

@@ -15,7 +15,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from egtr.data import load_dataset
-from tests.engine.conftest import equal_structure_pair, logged, run_egtr, tiny_flags, write_dataset
+from tests.engine.conftest import SIZE, equal_structure_pair, logged, run_egtr, tiny_flags, write_dataset
 
 
 def checkpoint_step(path: Path) -> int:
@@ -131,9 +131,11 @@ def test_open_images_layout_trains_with_the_same_command(tmp_path):
 
 
 def test_corrupt_image_mid_epoch_is_skipped_and_counted(tmp_path):
-    data = write_dataset(tmp_path / "data", list(range(6)))
+    data = write_dataset(tmp_path / "data", list(range(6)), eval_count=3)
     victim = load_dataset(data, "train").records[2].image_path
     victim.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    unreadable_test = load_dataset(data, "test").records[1].image_path
+    unreadable_test.write_bytes(b"")
     result = run_egtr(
         ["train", *tiny_flags(tmp_path / "out", data, 2), "--phase", "detector", "--batch-size", "3"]
     )
@@ -144,6 +146,19 @@ def test_corrupt_image_mid_epoch_is_skipped_and_counted(tmp_path):
     assert (tmp_path / "out" / "model.safetensors").is_file()
     settings = json.loads((tmp_path / "out" / "train_settings.json").read_text())
     assert settings["max_steps"] == 2 and settings["phase"] == "detector"
+    # the training-time test metrics and `egtr evaluate` treat the unreadable test image the same way
+    trained = json.loads((tmp_path / "out" / "report" / "metrics.json").read_text())
+    model, out = str(tmp_path / "out" / "model.safetensors"), str(tmp_path / "eval")
+    sizes = ["--size", str(SIZE), "--max-size", str(SIZE)]
+    evaluated = run_egtr(
+        ["evaluate", "--checkpoint", model, "--data", str(data), "--out", out, "--workers", "0", *sizes]
+    )
+    assert evaluated.returncode == 1 and "1 test images could not be read" in evaluated.stderr
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert trained["counts"]["unreadable_images"] == report["counts"]["unreadable_images"] == 1
+    assert trained["counts"]["split_images"] == report["counts"]["split_images"] == 3
+    for key in ("R@20", "R@100", "mR@100", "ngR@100", "AP50"):
+        assert trained[key] == pytest.approx(report[key], abs=1e-6), key
 
 
 @pytest.mark.slow
@@ -155,11 +170,15 @@ def test_full_recipe_chains_the_phases_and_evaluate_reads_the_result(tmp_path):
         ["train", *flags, "--recipe", "full", "--out", str(tmp_path / "run"), "--batch-size", "2"]
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for phase in ("detector", "egtr", "finetune"):
+    for phase in ("detector", "detector_finetune", "egtr", "finetune"):
         assert (tmp_path / "run" / phase / "model.safetensors").is_file(), phase
     egtr_settings = json.loads((tmp_path / "run" / "egtr" / "train_settings.json").read_text())
     finetune_settings = json.loads((tmp_path / "run" / "finetune" / "train_settings.json").read_text())
-    assert egtr_settings["init_from"].endswith("detector/model.safetensors")
+    detector_finetune = json.loads(
+        (tmp_path / "run" / "detector_finetune" / "train_settings.json").read_text()
+    )
+    assert detector_finetune["init_from"].endswith("detector/model.safetensors")
+    assert egtr_settings["init_from"].endswith("detector_finetune/model.safetensors")
     assert finetune_settings["init_from"].endswith("egtr/model.safetensors")
     assert finetune_settings["lr"] == pytest.approx(egtr_settings["lr"] / 10)
     evaluated = run_egtr(

@@ -63,11 +63,13 @@ def test_folder_with_bad_files_reports_each_and_predicts_the_rest(checkpoint, ph
     assert written == ["rotated.json", "street.json", "sub/gray.json", "summary.json"]
     rotated = json.loads((out / "rotated.json").read_text())
     check_schema(rotated)
-    assert (rotated["width"], rotated["height"]) == (40, 64)  # EXIF-upright pixels
+    assert (rotated["width"], rotated["height"]) == (64, 40)  # pixels as stored, as officially
     assert len(rotated["triplets"]) == 7
     summary = json.loads((out / "summary.json").read_text())
     assert summary["predicted"] == 3 and len(summary["failed"]) == 3
-    assert summary["settings"]["exif_orientation"] is True
+    assert summary["settings"]["exif_orientation"] is False
+    assert summary["settings"]["image_conversion"] == "official"
+    assert summary["settings"]["logit_adjustment"] is False
     assert {f["image"] for f in summary["failed"]} == {
         str(photo_folder / n) for n in ("corrupt.jpg", "empty.png", "huge.png")
     }
@@ -120,13 +122,13 @@ def test_jsonl_drawings_explanations_and_options(checkpoint, photo_folder, tmp_p
     }
 
 
-def test_ignore_exif_keeps_the_stored_orientation(checkpoint, photo_folder, tmp_path, capsys):
+def test_exif_turns_photos_upright_on_request(checkpoint, photo_folder, tmp_path, capsys):
     out = tmp_path / "out"
-    arguments = ["--checkpoint", checkpoint, photo_folder / "rotated.png", "--out", out, "--ignore-exif"]
+    arguments = ["--checkpoint", checkpoint, photo_folder / "rotated.png", "--out", out, "--exif"]
     code, _, stderr = run_cli(capsys, *arguments, "--top-k", 2, *FAST)
     assert code == 0, stderr
     rotated = json.loads((out / "rotated.json").read_text())
-    assert (rotated["width"], rotated["height"]) == (64, 40)
+    assert (rotated["width"], rotated["height"]) == (40, 64)
 
 
 def test_without_checkpoint_the_demo_model_is_used_or_explained(checkpoint, tmp_path, monkeypatch, capsys):

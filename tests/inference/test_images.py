@@ -1,10 +1,11 @@
-"""Image inputs -> upright 8-bit RGB: modes, bit depths, EXIF, arrays, and a clear error per bad input."""
+"""Image inputs -> 8-bit RGB: the official conversion by default, the composite conversion and EXIF on
+request, arrays, and a clear error per bad input."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from egtr.inference.images import ImageReadError, load_rgb, source_name, to_uint8
+from egtr.inference.images import ImageReadError, ImageReading, load_rgb, source_name, to_uint8
 
 from .conftest import random_pixels, write_rgb, write_with_orientation
 
@@ -21,16 +22,39 @@ def test_every_mode_becomes_8_bit_rgb_of_the_same_size(mode_images, name):
     path = mode_images[name]
     with Image.open(path) as original:
         size = original.size
-    image = load_rgb(path, name)
-    assert image.mode == "RGB" and image.size == size
-    assert pixels(image).dtype == np.uint8
+    for conversion in ("official", "composite"):
+        image = load_rgb(path, name, conversion=conversion)
+        assert image.mode == "RGB" and image.size == size
+        assert pixels(image).dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rgb.jpg",
+        "exif.jpg",
+        "exif.png",
+        "gray.png",
+        "rgba.png",
+        "palette.png",
+        "palette_transparent.png",
+        "depth16.png",
+        "float.tif",
+    ],
+)
+def test_default_reads_exactly_as_the_official_loader(mode_images, name):
+    """The official loader: Image.open(path).convert("RGB") (EXIF ignored, alpha dropped, PIL clipping)."""
+    with Image.open(mode_images[name]) as original:
+        expected = pixels(original.convert("RGB"))
+    np.testing.assert_array_equal(pixels(load_rgb(mode_images[name], name)), expected)
+    np.testing.assert_array_equal(pixels(ImageReading().read(mode_images[name], name)), expected)
 
 
 def test_sixteen_bit_is_scaled_not_clipped(mode_images):
     with Image.open(mode_images["depth16.png"]) as original:
         assert original.mode.startswith("I;16")
         expected = (np.asarray(original).astype(np.int64) // 257).astype(np.uint8)  # written as 257 * k
-    image = pixels(load_rgb(mode_images["depth16.png"], "depth16"))
+    image = pixels(load_rgb(mode_images["depth16.png"], "depth16", conversion="composite"))
     np.testing.assert_array_equal(image[..., 0], expected)
     np.testing.assert_array_equal(image[..., 0], image[..., 2])
 
@@ -39,7 +63,8 @@ def test_float_image_in_unit_range_is_multiplied_by_255(mode_images):
     with Image.open(mode_images["float.tif"]) as original:
         assert original.mode == "F"
         expected = np.rint(np.asarray(original, dtype=np.float64) * 255).astype(np.uint8)
-    np.testing.assert_array_equal(pixels(load_rgb(mode_images["float.tif"], "f"))[..., 1], expected)
+    image = load_rgb(mode_images["float.tif"], "f", conversion="composite")
+    np.testing.assert_array_equal(pixels(image)[..., 1], expected)
 
 
 def test_grayscale_is_copied_to_three_channels(mode_images):
@@ -57,7 +82,12 @@ def test_transparency_is_composited_over_white(tmp_path):
     rgba[0, 2] = (0, 0, 0, 128)  # half transparent black
     path = tmp_path / "alpha.png"
     Image.fromarray(rgba).save(path)
-    for image in (load_rgb(path, "file"), load_rgb(rgba, "array"), load_rgb(Image.open(path), "pil")):
+    composite = {"conversion": "composite"}
+    for image in (
+        load_rgb(path, "file", **composite),
+        load_rgb(rgba, "array"),
+        load_rgb(Image.open(path), "pil", **composite),
+    ):
         values = pixels(image)
         assert tuple(values[0, 0]) == (200, 10, 20)
         assert tuple(values[0, 1]) == (255, 255, 255)
@@ -67,14 +97,14 @@ def test_transparency_is_composited_over_white(tmp_path):
 def test_palette_transparency_becomes_white(mode_images):
     with Image.open(mode_images["palette_transparent.png"]) as original:
         transparent = np.asarray(original) == 0
-    image = pixels(load_rgb(mode_images["palette_transparent.png"], "p"))
+    image = pixels(load_rgb(mode_images["palette_transparent.png"], "p", conversion="composite"))
     assert transparent.any()
     assert (image[transparent] == 255).all()
 
 
 @pytest.mark.parametrize(("name", "rotation"), [("exif.jpg", Image.Transpose.ROTATE_270), ("exif.png", None)])
-def test_exif_orientation_is_applied(mode_images, name, rotation):
-    image = load_rgb(mode_images[name], name)
+def test_exif_orientation_is_applied_on_request(mode_images, name, rotation):
+    image = load_rgb(mode_images[name], name, exif=True)
     assert image.size == (40, 64)  # written 64 x 40, tagged as rotated by 90 degrees
     if rotation is None:  # lossless: compare the pixels with the rotation done by hand (orientation 8)
         with Image.open(mode_images[name]) as original:
@@ -82,8 +112,8 @@ def test_exif_orientation_is_applied(mode_images, name, rotation):
         np.testing.assert_array_equal(pixels(image), pixels(expected))
 
 
-def test_exif_can_be_ignored_as_the_official_loader_does(mode_images):
-    stored = load_rgb(mode_images["exif.png"], "x", exif=False)
+def test_exif_is_ignored_by_default_as_the_official_loader_does(mode_images):
+    stored = load_rgb(mode_images["exif.png"], "x")
     assert stored.size == (64, 40)
     with Image.open(mode_images["exif.png"]) as original:
         np.testing.assert_array_equal(pixels(stored), pixels(original.convert("RGB")))
@@ -92,7 +122,7 @@ def test_exif_can_be_ignored_as_the_official_loader_does(mode_images):
 def test_pil_input_with_orientation_is_turned_upright(tmp_path):
     path = write_with_orientation(tmp_path / "o.png", 6)
     with Image.open(path) as opened:
-        assert load_rgb(opened, "pil").size == (40, 64)
+        assert load_rgb(opened, "pil", exif=True).size == (40, 64)
 
 
 def test_arrays_of_every_supported_kind():

@@ -68,11 +68,11 @@ def test_every_input_kind_gives_the_same_graph(checkpoint, mode_images):
 
 
 @pytest.mark.parametrize("name", ["exif.jpg", "rgba.png", "palette.png", "depth16.png", "float.tif"])
-def test_every_file_mode_predicts_in_upright_original_pixels(checkpoint, mode_images, name):
+def test_every_file_mode_predicts_in_the_pixels_of_the_one_reader(checkpoint, mode_images, name):
     predictor = SceneGraphPredictor.from_checkpoint(checkpoint, top_k=3, **FAST)
     graph = predictor.predict(mode_images[name])
-    upright = load_rgb(mode_images[name], name)
-    assert (graph.width, graph.height) == upright.size
+    read = load_rgb(mode_images[name], name)
+    assert (graph.width, graph.height) == read.size
     assert len(graph.triplets) == 3
     check_schema(graph.to_dict())
 

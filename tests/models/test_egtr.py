@@ -120,27 +120,54 @@ def test_sine_position_embedding_hand_values():
     torch.testing.assert_close(pos[0, :, 1, 2], torch.tensor(expected_y + expected_x), rtol=1e-5, atol=1e-6)
 
 
-def test_frequency_bias_official_formula_and_log_softmax():
-    fg = torch.zeros(3, 3, 2, dtype=torch.int64)  # 2 classes (+1 unused row/col), 2 predicates
-    fg[0, 1, 0] = 4  # pair (0,1): predicate 0 seen 4 times, predicate 1 never
-    fg[1, 0, 1] = 1
-    bias = FrequencyBias(2, 2)
-    bias.set_statistics(fg)
-    table = bias.triplet_dist
-    assert table[0, 1, 0].item() == pytest.approx(math.log(4 + 1e-12 / (4 + 1e-12)))
-    assert table[0, 1, 1].item() == pytest.approx(math.log(1e-12 / (4 + 1e-12)), rel=1e-6)  # ≈ -29.0
-    assert table[1, 1, 0].item() == 0.0 and table[1, 1, 1].item() == 0.0  # never-seen pair: log(0 + 1)
-    torch.testing.assert_close(bias.rel_dist, torch.tensor([0.8, 0.2]))
+def hand_counts() -> torch.Tensor:
+    """2 classes (+1 unused row/col), 3 predicates: pair (0,1) seen [4,1,0], pair (1,0) [0,2,0], rest 0."""
+    fg = torch.zeros(3, 3, 3, dtype=torch.int64)
+    fg[0, 1] = torch.tensor([4, 1, 0])
+    fg[1, 0] = torch.tensor([0, 2, 0])
+    return fg
+
+
+def table_of(mode: str) -> torch.Tensor:
+    bias = FrequencyBias(2, 3, mode=mode)
+    bias.set_statistics(hand_counts())
+    return bias.triplet_dist
+
+
+def test_frequency_bias_official_formula_hand_computed():
+    table = table_of("official")
+    tiny = math.log(1e-12 / 5)  # an unseen predicate of a seen pair: log(0 + eps / total) ≈ -29.2
+    torch.testing.assert_close(table[0, 1], torch.tensor([math.log(4), 0.0, tiny]))
+    torch.testing.assert_close(
+        table[1, 0], torch.tensor([math.log(1e-12 / 2), math.log(2), math.log(1e-12 / 2)])
+    )
+    assert torch.equal(table[1, 1], torch.zeros(3))  # zero-count row: log(0 + eps / eps) = 0
+    bias = FrequencyBias(2, 3)
+    bias.set_statistics(hand_counts())
+    torch.testing.assert_close(bias.rel_dist, torch.tensor([4 / 7, 3 / 7, 0.0]))
     logits = torch.tensor([[[5.0, 0.0], [0.0, 5.0]]])  # query 0 -> class 0, query 1 -> class 1
     out = bias(logits)
-    assert out.shape == (1, 2, 2, 2)
+    assert out.shape == (1, 2, 2, 3)
     torch.testing.assert_close(out[0, 0, 1], table[0, 1])
     torch.testing.assert_close(out[0, 1, 0], table[1, 0])
-    normalized = FrequencyBias(2, 2, mode="log_softmax")
-    normalized.set_statistics(fg)
-    torch.testing.assert_close(normalized.triplet_dist.exp().sum(-1), torch.ones(3, 3))
     with pytest.raises(ValueError, match="shape"):
         bias.set_statistics(torch.zeros(2, 2, 2))
+
+
+def test_frequency_bias_log_softmax_is_the_official_switch_over_raw_counts():
+    """The official use_log_softmax: log_softmax over counts + tiny constant, not over log counts."""
+    table = table_of("log_softmax")
+    normalizer = math.log(math.exp(4) + math.exp(1) + math.exp(0))
+    torch.testing.assert_close(table[0, 1], torch.tensor([4 - normalizer, 1 - normalizer, -normalizer]))
+    torch.testing.assert_close(table[1, 1], torch.full((3,), -math.log(3)))  # zero row: softmax of [1,1,1]
+
+
+def test_frequency_bias_log_probability_is_the_normalized_log_frequency():
+    table = table_of("log_probability")
+    torch.testing.assert_close(table[0, 1], torch.tensor([math.log(0.8), math.log(0.2), math.log(4e-14)]))
+    torch.testing.assert_close(table[1, 0, 1], torch.tensor(0.0))  # the only predicate seen: probability 1
+    torch.testing.assert_close(table[1, 1], torch.full((3,), -math.log(3)))  # zero row: uniform
+    torch.testing.assert_close(table.exp().sum(-1), torch.ones(3, 3))
 
 
 def test_frequency_bias_is_added_and_logit_adjustment_only_changes_pred_rel():
@@ -153,7 +180,7 @@ def test_frequency_bias_is_added_and_logit_adjustment_only_changes_pred_rel():
     with torch.no_grad():
         out = model(x)
         plain = EGTR(config.replace(use_freq_bias=False, logit_adjustment=False)).eval()
-        plain.load_state_dict({k: v for k, v in model.state_dict().items() if "frequency_bias" not in k})
+        plain.load_state_dict(model.state_dict())
         base = plain(x)
     bias = model.frequency_bias(out.logits)
     torch.testing.assert_close(out.rel_logits, base.rel_logits + bias)
@@ -171,6 +198,7 @@ ABLATIONS = [
     dict(use_connectivity=False),
     dict(use_freq_bias=False),
     dict(frequency_bias_mode="log_softmax"),
+    dict(frequency_bias_mode="log_probability"),
     dict(freeze_downsample_batchnorm=True),
     dict(backbone_norm="batch", backbone_frozen_stages=0),
     dict(backbone_depth=34),
@@ -202,3 +230,24 @@ def test_config_rejects_no_relation_source():
         EGTRConfig.small(relation_attention_layers=[], relation_use_final_hidden=False)
     with pytest.raises(ValueError, match="relation_attention_layers"):
         EGTRConfig.small(relation_attention_layers=[7])
+
+
+def test_frequency_tables_are_always_present_and_logit_adjustment_can_be_switched_on():
+    torch.manual_seed(0)
+    model = EGTR(EGTRConfig.small(num_queries=10, use_freq_bias=False)).eval()
+    assert {"frequency_bias.triplet_dist", "frequency_bias.rel_dist"} <= set(model.state_dict())
+    with pytest.raises(ValueError, match="predicate prior"):
+        model.set_logit_adjustment(True)  # tables never filled
+    fg = torch.randint(0, 5, (13, 13, 6))
+    model.set_frequency_statistics(fg)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        plain = model(x)
+        model.set_logit_adjustment(True, 0.7)
+        adjusted = model(x)
+    assert model.config.logit_adjustment and model.config.logit_adj_tau == 0.7
+    torch.testing.assert_close(adjusted.rel_logits, plain.rel_logits)  # the bias stays off
+    prior = model.frequency_bias.rel_dist.clamp(min=1e-12).log()
+    torch.testing.assert_close(adjusted.pred_rel, (plain.rel_logits - 0.7 * prior).sigmoid())
+    model.set_logit_adjustment(False)
+    assert not model.config.logit_adjustment and model.config.logit_adj_tau == 0.7

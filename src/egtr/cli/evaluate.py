@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from egtr.cli.errors import CommandError
+from egtr.cli.inference_options import add_inference_arguments
 
 SPLITS = ("train", "val", "test")
 DEFAULT_OUT = Path("egtr-output/evaluate")
@@ -41,6 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     model.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     model.add_argument("--workers", type=int, default=2, help="data loader workers (default: 2)")
+    add_inference_arguments(model)
     model.add_argument(
         "--save-predictions",
         metavar="FILE",
@@ -103,12 +105,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluate_predictions(
-    split, predictions: Iterable[tuple[str, Mapping]], args: argparse.Namespace, settings: dict
+    split,
+    predictions: Iterable[tuple[str, Mapping]],
+    args: argparse.Namespace,
+    settings: dict,
+    from_model: bool = False,
 ) -> int:
     """Evaluate `predictions` on the loaded `split` with the options in `args` (protocol, recall_k,
-    zero_shot_split, out, json), write the report and print it; returns the exit code."""
+    zero_shot_split, out, json), write the report and print it; returns the exit code. `from_model`: the
+    predictions are a model's, so images without one are unreadable files (`count_unreadable`)."""
     from egtr import __version__
     from egtr.evaluation import evaluate_split, training_triplets, write_report
+    from egtr.evaluation.split import count_unreadable
 
     protocol = args.protocol if args.protocol != "auto" else ("oi" if split.layout == "open-images" else "vg")
     seen_triplets, zero_shot_split = None, None
@@ -130,6 +138,8 @@ def evaluate_predictions(
         recall_ks=args.recall_k,
         zero_shot_triplets=seen_triplets,
     )
+    if from_model:
+        count_unreadable(result)
     settings = {
         "protocol": protocol,
         "data": str(split.root),
@@ -148,9 +158,10 @@ def evaluate_predictions(
     if result.missing_image_ids:
         shown = ", ".join(result.missing_image_ids[:5])
         more = f" and {len(result.missing_image_ids) - 5} more" if len(result.missing_image_ids) > 5 else ""
+        what = "could not be read" if from_model else "had no prediction"
         print(
-            f"warning: {len(result.missing_image_ids)} {split.split} images had no prediction and were "
-            f"evaluated as empty: {shown}{more}",
+            f"warning: {len(result.missing_image_ids)} {split.split} images {what} and were "
+            f"evaluated as empty predictions: {shown}{more}",
             file=sys.stderr,
         )
         return 1
@@ -160,11 +171,13 @@ def evaluate_predictions(
 def _evaluate_checkpoint(split, args: argparse.Namespace) -> int:
     from egtr.checkpoints import load_model
     from egtr.cli.benchmark import resolve_device
+    from egtr.cli.inference_options import apply_logit_adjustment, image_reading, inference_settings
     from egtr.engine.predict_split import predict_records
     from egtr.evaluation import write_predictions
     from egtr.inference.postprocess import PostprocessOptions
 
     model = load_model(args.checkpoint)
+    apply_logit_adjustment(model, args)
     if (model.config.num_labels, model.config.num_rel_labels) != (split.num_classes, split.num_predicates):
         raise CommandError(
             f"{args.checkpoint}: the model has {model.config.num_labels} classes and "
@@ -182,12 +195,17 @@ def _evaluate_checkpoint(split, args: argparse.Namespace) -> int:
             args.batch_size,
             resolve_device(args.device),
             args.workers,
+            image_reading(args),
         )
     )
     if args.save_predictions:
         write_predictions(args.save_predictions, predictions)
-    settings = {"checkpoint": str(args.checkpoint), "size": [args.size, args.max_size]}
-    return evaluate_predictions(split, predictions, args, settings)
+    settings = {
+        "checkpoint": str(args.checkpoint),
+        "size": [args.size, args.max_size],
+        **inference_settings(model, args),
+    }
+    return evaluate_predictions(split, predictions, args, settings, from_model=True)
 
 
 def _load_split(root: Path, split: str):

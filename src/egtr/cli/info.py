@@ -38,10 +38,7 @@ def model_summary(model) -> dict:
         modules = modules if isinstance(modules, list) else [modules]
         counts[name] = sum(p.numel() for m in modules for p in m.parameters())
     counts["queries and reference points"] += model.detector.level_embed.numel()
-    if model.frequency_bias is not None:
-        counts["frequency bias tables (not trained)"] = sum(
-            p.numel() for p in model.frequency_bias.parameters()
-        )
+    counts["frequency bias tables (not trained)"] = sum(p.numel() for p in model.frequency_bias.parameters())
     config = model.config
     return {
         "parameters": sum(p.numel() for p in model.parameters()),

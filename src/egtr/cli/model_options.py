@@ -37,7 +37,7 @@ def model_from_args(args: argparse.Namespace):
     if args.checkpoint:
         model = load_model(args.checkpoint)
     else:
-        config = EGTRConfig.from_json(args.config) if args.config else EGTRConfig.preset(args.preset)
+        config = EGTRConfig.from_file(args.config) if args.config else EGTRConfig.preset(args.preset)
         model = EGTR(config).eval()
     if args.backbone_weights:
         load_backbone_file(model, args.backbone_weights)

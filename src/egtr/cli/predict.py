@@ -15,6 +15,7 @@ from pathlib import Path
 
 from egtr.cli.demo import DEFAULT_OUT as DEMO_OUT
 from egtr.cli.errors import CommandError
+from egtr.cli.inference_options import add_inference_arguments
 
 DEFAULT_OUT = Path("egtr-output/predict")
 DEMO_MODEL = DEMO_OUT / "model.safetensors"
@@ -100,12 +101,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
         metavar="N",
         help="refuse images with more pixels (default: PIL's decompression-bomb limit, about 89M)",
     )
-    parser.add_argument(
-        "--ignore-exif",
-        action="store_true",
-        help="read pixels as stored, ignoring the EXIF orientation, as the official code does "
-        "(default: off, images are turned upright)",
-    )
+    add_inference_arguments(parser)
     parser.add_argument("--draw", action="store_true", help="write a PNG of boxes and graph (default: off)")
     parser.add_argument(
         "--draw-edges", type=int, metavar="N", default=10, help="triplets drawn with --draw (default: 10)"
@@ -172,12 +168,16 @@ def check_arguments(args: argparse.Namespace) -> None:
 def build_predictor(args: argparse.Namespace, checkpoint: Path):
     from PIL import Image
 
+    from egtr.checkpoints import load_model
+    from egtr.cli.inference_options import apply_logit_adjustment
     from egtr.inference.predictor import SceneGraphPredictor
 
     if args.max_pixels and args.max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
         Image.MAX_IMAGE_PIXELS = args.max_pixels  # PIL's own guard must not stop a raised limit
-    return SceneGraphPredictor.from_checkpoint(
-        checkpoint,
+    model = load_model(checkpoint)
+    apply_logit_adjustment(model, args)
+    return SceneGraphPredictor(
+        model,
         device=args.device,
         names=args.names,
         size=args.size,
@@ -192,7 +192,8 @@ def build_predictor(args: argparse.Namespace, checkpoint: Path):
         object_score=args.object_score,
         max_pixels=args.max_pixels,
         explain_rank=args.explain_rank if args.explain else None,
-        exif=not args.ignore_exif,
+        exif=args.exif,
+        conversion=args.image_conversion,
     )
 
 
@@ -281,6 +282,8 @@ def write_outputs(result, stem: Path, lines, args: argparse.Namespace) -> dict:
 
 
 def build_summary(args, predictor, checkpoint: Path, outputs, failures, seconds: float) -> dict:
+    from egtr.cli.inference_options import inference_settings
+
     processed = len(outputs) + len(failures)
     return {
         "images": processed,
@@ -303,7 +306,7 @@ def build_summary(args, predictor, checkpoint: Path, outputs, failures, seconds:
             "dedup_iou": args.dedup_iou,
             "object_threshold": args.object_threshold,
             "object_score": args.object_score,
-            "exif_orientation": not args.ignore_exif,
+            **inference_settings(predictor.model, args),
         },
     }
 

@@ -16,7 +16,8 @@ from egtr.engine.settings import DATASETS, PHASES, TrainSettings, merge, preset
 HELP = {
     "data": "dataset directory in any supported layout (COCO/RelTR, SGB HDF5, Open Images)",
     "out": "output directory: checkpoints/, logs/, model.safetensors, report/",
-    "init_from": "model to start from: a detector (egtr phase) or EGTR model (finetune phase)",
+    "init_from": "model to start from: a detector (egtr and detector_finetune phases) or EGTR model "
+    "(finetune phase)",
     "backbone_weights": "ImageNet ResNet weights saved by torchvision or timm (detector phase)",
     "resume": "continue from OUT/checkpoints/last.ckpt when it exists",
     "lr": "learning rate of the detector (transformer, heads)",
@@ -26,7 +27,10 @@ HELP = {
     "gradient_clip": "gradient norm clipping (0 = off)",
     "batch_size": "images per device and step",
     "accumulate": "gradient accumulation steps, when --effective-batch is not set",
-    "effective_batch": "images per optimizer step; sets accumulate = this / (batch_size x devices x nodes)",
+    "effective_batch": "images per optimizer step; sets accumulate = this / (batch_size x devices x nodes), "
+    "which must divide exactly",
+    "allow_approximate_batch": "round an accumulation that cannot reach --effective-batch exactly instead of "
+    "stopping with an error",
     "max_epochs": "maximum epochs",
     "max_steps": "maximum optimizer steps (-1 = no limit)",
     "max_minutes": "stop after this many minutes of training",
@@ -40,6 +44,8 @@ HELP = {
     "num_workers": "data loader worker processes",
     "train_scales": "training shorter-side sizes (random choice)",
     "train_mid_scales": "intermediate resize sizes of the second augmentation branch (empty: off)",
+    "train_crop": "RandomSizeCrop [min max] side in the second augmentation branch (empty: no crop; "
+    "official: 384 600 for the detector phases)",
     "train_max_size": "training longer-side limit",
     "flip_prob": "horizontal flip probability",
     "eval_size": "evaluation shorter side",
@@ -105,8 +111,9 @@ def add_parser(subparsers, parents) -> None:
         "train",
         parents=parents,
         help="train a phase or the full recipe",
-        description="Train EGTR. Phases: detector (Deformable DETR pre-training), egtr (relation head from "
-        "the pre-trained detector), finetune (all rates x0.1). Settings come from the preset of --dataset "
+        description="Train EGTR. Phases: detector (Deformable DETR pre-training), detector_finetune (the "
+        "same at x0.1 rates), egtr (relation head from the pre-trained detector), finetune (all rates x0.1). "
+        "Settings come from the preset of --dataset "
         "and --phase, then --settings FILE (JSON), then flags. The effective settings are saved next to the "
         "checkpoints (OUT/train_settings.json).",
     )
@@ -117,7 +124,8 @@ def add_parser(subparsers, parents) -> None:
     parser.add_argument(
         "--recipe",
         choices=["full"],
-        help="full: detector -> egtr -> finetune into OUT/<phase>/, chained (default: one phase)",
+        help="full: detector -> detector_finetune -> egtr -> finetune into OUT/<phase>/, chained "
+        "(default: one phase)",
     )
     parser.add_argument("--settings", metavar="FILE", help="JSON file of settings overrides (default: none)")
     parser.add_argument(
@@ -172,7 +180,7 @@ def collect_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from egtr.engine.run import run_phase, run_recipe
+    from egtr.engine.run import device_count, run_phase, run_recipe
 
     overrides = collect_overrides(args)
     phases = list(PHASES) if args.recipe == "full" else [args.phase]
@@ -180,6 +188,11 @@ def run(args: argparse.Namespace) -> int:
         effective = [merge(preset(args.dataset, phase), overrides) for phase in phases]
     except (ValueError, TypeError) as error:
         raise CommandError(str(error)) from error
+    for settings in effective:  # every phase's batch arithmetic, before hours of training
+        try:
+            settings.accumulation(device_count(settings))
+        except ValueError as error:
+            raise CommandError(f"phase {settings.phase}: {error}") from error
     if args.show_settings:
         print(
             json.dumps(

@@ -2,8 +2,9 @@
 summary of each split.
 
 Problems found: malformed files and fields, unknown class or predicate ids, relation indices out of
-range, empty boxes, boxes outside the image, duplicate triplets, missing or unreadable image files and
-annotated sizes that differ from the image file (read from the image header only, unless `decode`).
+range, empty boxes, boxes outside the image, duplicate triplets, image names that leave the image folder
+(absolute paths, `..`; the file is never opened), missing or unreadable image files and annotated sizes
+that differ from the image file (read from the image header only, unless `decode`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from egtr.data.layouts import detect_layout, read_split
 from egtr.data.problems import DatasetError, Problem, ProblemLog
 from egtr.data.record import SceneGraphRecord, SceneGraphSplit
 from egtr.data.validation import report_box_problems, report_duplicate_triplets
+from egtr.inference.images import ImageReadError, load_rgb
 
 # Read files as they are: no train-time filtering that would hide problems.
 CHECK_OPTIONS = {"open-images": {"filter_duplicate_rels": False}}
@@ -78,11 +80,15 @@ def summarize(split: SceneGraphSplit) -> SplitSummary:
 
 
 def _image_size(path: Path, decode: bool) -> tuple[int, int] | str:
-    """(width, height) from the header (decoding the pixels too when asked), or the error message."""
+    """(width, height) from the header, or with `decode` from the pixels read as training and evaluation
+    read them (the one image reader); the error message when the file cannot be read."""
+    if decode:
+        try:
+            return load_rgb(path, str(path)).size
+        except ImageReadError as error:
+            return error.reason
     try:
         with Image.open(path) as image:
-            if decode:
-                image.load()
             return image.size
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         return str(error) or type(error).__name__

@@ -21,6 +21,7 @@ import numpy as np
 
 from egtr.boxes import xywh_to_xyxy_array
 from egtr.data import problems as kinds
+from egtr.data.image_paths import image_path_inside
 from egtr.data.jsonfile import format_error, read_json, require, string_list
 from egtr.data.problems import ProblemLog
 from egtr.data.record import SceneGraphRecord, SceneGraphSplit
@@ -58,9 +59,12 @@ def class_names_from_categories(categories: Any, file: Path) -> list[str]:
     return [c["name"] for c in ordered]
 
 
-def _parse_images(entries: list, file: Path, log: ProblemLog) -> dict[int, tuple[str, int, int]]:
-    """image id -> (file_name, width, height); broken entries are reported and left out."""
-    images: dict[int, tuple[str, int, int]] = {}
+def _parse_images(
+    entries: list, file: Path, log: ProblemLog, image_dir: Path, broken: set[int]
+) -> dict[int, tuple[Path, int, int]]:
+    """image id -> (image path, width, height); broken entries are reported and left out, images whose
+    file name leaves `image_dir` are reported and added to `broken`."""
+    images: dict[int, tuple[Path, int, int]] = {}
     for position, entry in enumerate(entries):
         image_id = entry.get("id") if isinstance(entry, dict) else None
         where = f"images[{position}]"
@@ -75,7 +79,12 @@ def _parse_images(entries: list, file: Path, log: ProblemLog) -> dict[int, tuple
         elif image_id in images:
             log.report(kinds.FORMAT, file, image_id, f"{where}.id", "image id appears twice")
         else:
-            images[image_id] = (file_name, width, height)
+            try:
+                images[image_id] = (image_path_inside(image_dir, file_name), width, height)
+            except ValueError as error:
+                log.report(kinds.UNSAFE_PATH, file, image_id, f"{where}.file_name", str(error))
+                images[image_id] = (image_dir, width, height)  # its annotations still parse
+                broken.add(image_id)
     return images
 
 
@@ -198,8 +207,9 @@ def read_coco_split(root: Path, split: str, log: ProblemLog) -> SceneGraphSplit:
     annotation_entries = require(coco, "annotations", split_file, "annotations", list)
     relations_by_image = require(relation_json, split, relation_file, split, dict)
 
-    images = _parse_images(image_entries, split_file, log)
+    image_dir = root / IMAGE_DIR
     broken: set[int] = set()
+    images = _parse_images(image_entries, split_file, log, image_dir, broken)
     image_ids, categories, bboxes = _parse_annotations(annotation_entries, split_file, log, broken)
     spans, order = _group_by_image(image_ids, images, split_file, log)
     relations = _parse_relations(relations_by_image, images, relation_file, split, log, broken)
@@ -208,17 +218,16 @@ def read_coco_split(root: Path, split: str, log: ProblemLog) -> SceneGraphSplit:
     no_relations = np.zeros((0, 3), dtype=np.int64)
     predicate_shift = np.array([0, 0, 1], dtype=np.int64)
 
-    image_dir = root / IMAGE_DIR
     records = []
     for image_id in sorted(images):
         if image_id in broken:
             continue
-        file_name, width, height = images[image_id]
+        image_path, width, height = images[image_id]
         start, end = spans.get(image_id, (0, 0))
         records.append(
             SceneGraphRecord(
                 image_id=str(image_id),
-                image_path=image_dir / file_name,
+                image_path=image_path,
                 width=width,
                 height=height,
                 boxes=boxes_sorted[start:end],

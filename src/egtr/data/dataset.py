@@ -4,6 +4,7 @@ An item is `{"pixel_values": float [3,H,W], "target": {"labels": long [M], "boxe
 (cx, cy, w, h) normalized by the transformed image size, "relations": long [T,3], "image_id": str,
 "orig_size": long [2] (h, w) of the image read, "size": long [2] (h, w) after the transform}}`, or None
 when the image cannot be read (a warning names file and image id; `collate` drops and counts it).
+Pixels are read by the one image reader (`egtr.inference.images`, default: as the official loader).
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ from egtr.data.record import SceneGraphRecord, SceneGraphSplit
 from egtr.data.relation_filters import single_predicate_per_pair
 from egtr.data.synthetic.world import SyntheticWorld
 from egtr.data.transforms import ToModelInput, Transform
+from egtr.inference.images import ImageReadError, ImageReading
 
 logger = logging.getLogger(__name__)
 
 
-def read_rgb_image(record: SceneGraphRecord) -> Image.Image | None:
-    """The record's image decoded as RGB, or None (with a warning) when it cannot be read."""
+def read_rgb_image(record: SceneGraphRecord, reading: ImageReading | None = None) -> Image.Image | None:
+    """The record's image as RGB (`reading`, default: as the official loader), or None (with a warning)
+    when it cannot be read."""
     try:
-        with Image.open(record.image_path) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        logger.warning("skipping image %s (image id %s): %s", record.image_path, record.image_id, error)
+        return (reading or ImageReading()).read(record.image_path, str(record.image_path))
+    except ImageReadError as error:
+        logger.warning(
+            "skipping image %s (image id %s): %s", record.image_path, record.image_id, error.reason
+        )
         return None
 
 
@@ -60,7 +64,8 @@ class SceneGraphDataset(torch.utils.data.Dataset):
 
     `single_predicate_per_pair` keeps one random predicate per (subject, object) pair at every access
     (official Open Images `filter_multiple_rels`, SGB train `filter_duplicate_rels`), drawn from `rng`
-    (default: the `random` module, reseeded per DataLoader worker by torch).
+    (default: the `random` module, reseeded per DataLoader worker by torch). `reading`: how pixels are
+    read (default: as the official loader).
     """
 
     def __init__(
@@ -70,12 +75,14 @@ class SceneGraphDataset(torch.utils.data.Dataset):
         *,
         single_predicate_per_pair: bool = False,
         rng: random.Random | None = None,
+        reading: ImageReading | None = None,
     ):
         is_split = isinstance(split_or_records, SceneGraphSplit)
         self.records = list(split_or_records.records if is_split else split_or_records)
         self.transform = transform or ToModelInput()
         self.single_predicate_per_pair = single_predicate_per_pair
         self.rng = rng or random
+        self.reading = reading or ImageReading()
         self._size_warned: set[str] = set()
 
     def __len__(self) -> int:
@@ -83,7 +90,7 @@ class SceneGraphDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         record = self.records[index]
-        image = read_rgb_image(record)
+        image = read_rgb_image(record, self.reading)
         if image is None:
             return None
         self._warn_if_resized(record, image)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from egtr.data import problems as kinds
+from egtr.data.image_paths import image_path_inside
 from egtr.data.jsonfile import read_json, require, string_list
 from egtr.data.problems import ProblemLog
 from egtr.data.record import SceneGraphRecord, SceneGraphSplit, as_table
@@ -108,12 +109,17 @@ def read_open_images_split(
         seen.add(image_id)
         if max_objects is not None and len(boxes) > max_objects:
             continue
+        try:
+            image_path = image_path_inside(root / "images", f"{image_id}.jpg")
+        except ValueError as error:
+            log.report(kinds.UNSAFE_PATH, split_file, image_id, f"[{position}].img_fn", str(error))
+            continue
         if add_one_pixel:
             boxes[:, 2:] += 1
         records.append(
             SceneGraphRecord(
                 image_id=image_id,
-                image_path=root / "images" / f"{image_id}.jpg",
+                image_path=image_path,
                 width=width,
                 height=height,
                 boxes=boxes,

@@ -19,6 +19,7 @@ UNKNOWN_CLASS = "unknown_class"
 UNKNOWN_PREDICATE = "unknown_predicate"
 RELATION_INDEX_OUT_OF_RANGE = "relation_index_out_of_range"
 DUPLICATE_TRIPLET = "duplicate_triplet"
+UNSAFE_PATH = "unsafe_path"  # an image name that leaves the dataset's image folder (absolute, "..")
 
 PROBLEM_KINDS = (
     FORMAT,
@@ -31,6 +32,7 @@ PROBLEM_KINDS = (
     UNKNOWN_PREDICATE,
     RELATION_INDEX_OUT_OF_RANGE,
     DUPLICATE_TRIPLET,
+    UNSAFE_PATH,
 )
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from egtr.data import problems as kinds
+from egtr.data.image_paths import image_path_inside
 from egtr.data.jsonfile import format_error, read_json, require
 from egtr.data.problems import ProblemLog
 from egtr.data.record import SceneGraphRecord, SceneGraphSplit
@@ -184,6 +185,11 @@ def read_sgb_split(
         if size is None:
             continue
         image_id, width, height = size
+        try:
+            image_path = image_path_inside(root / image_dir, f"{image_id}.jpg")
+        except ValueError as error:
+            log.report(kinds.UNSAFE_PATH, image_file, image_id, f"[{index}].image_id", str(error))
+            continue
         first_box, last_box = int(arrays["img_to_first_box"][index]), int(arrays["img_to_last_box"][index])
         first_rel, last_rel = int(arrays["img_to_first_rel"][index]), int(arrays["img_to_last_rel"][index])
         image_boxes = boxes_1024[first_box : last_box + 1]
@@ -199,7 +205,7 @@ def read_sgb_split(
         records.append(
             SceneGraphRecord(
                 image_id=image_id,
-                image_path=root / image_dir / f"{image_id}.jpg",
+                image_path=image_path,
                 width=width,
                 height=height,
                 boxes=image_boxes / BOX_SCALE * max(width, height),

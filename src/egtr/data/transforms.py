@@ -1,11 +1,13 @@
-"""Image + target transforms as the official EGTR pipeline applies them (spec §3.2), and the one place that
-normalizes images.
+"""Image + target transforms as the official EGTR pipeline applies them (spec §3.1, §3.2), and the one place
+that normalizes images.
 
 A transform takes and returns `(image, target)`: a PIL RGB image and a dict with `boxes` float [M,4]
 (x0, y0, x1, y1) in pixels of the current image, `labels` [M], `relations` [T,3], `image_id`,
 `orig_size` and `size` (long [2], (h, w)). The last step, `ToModelInput`, turns the image into a
 normalized float tensor [3,H,W] and the boxes into (cx, cy, w, h) normalized by the image size.
-Relations are index-based: flips and resizes leave them untouched (no left/right predicate swap).
+Relations are index-based: flips and resizes leave them untouched (no left/right predicate swap). A crop
+(detector pre-training only, as officially) cuts boxes at its border and drops the boxes left without
+area, as DETR does; relations of dropped boxes are dropped and the others renumbered.
 
 Random choices use `rng` (a `random.Random`), by default the `random` module, which torch's DataLoader
 reseeds in every worker.
@@ -28,6 +30,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TRAIN_SCALES = tuple(range(480, 801, 32))  # 480, 512, ..., 800
 MID_SCALES = (400, 500, 600)
+DETECTOR_CROP = (384, 600)  # RandomSizeCrop of the official detector pre-training
 EVAL_SIZE, EVAL_MAX_SIZE = 800, 1333
 FPS_SIZE, FPS_MAX_SIZE = 600, 1000
 
@@ -86,6 +89,33 @@ def resize(
     }
 
 
+def crop(
+    image: Image.Image, target: Target, top: int, left: int, height: int, width: int
+) -> tuple[Image.Image, Target]:
+    """The region (top, left, height, width) of the image. Boxes move by (left, top) and are cut at the
+    region; boxes left without width or height are dropped with their labels, relations that involve a
+    dropped box are dropped, and the remaining relations point at the kept boxes' new positions."""
+    boxes = target["boxes"] - torch.tensor([left, top, left, top], dtype=target["boxes"].dtype)
+    limit = torch.tensor([width, height], dtype=boxes.dtype)
+    corners = torch.minimum(boxes.reshape(-1, 2, 2), limit).clamp(min=0)
+    keep = (corners[:, 1] > corners[:, 0]).all(dim=1)
+    new_index = torch.full((len(keep),), -1, dtype=torch.long)
+    new_index[keep] = torch.arange(int(keep.sum()))
+    relations = target["relations"]
+    if len(relations):
+        kept_relations = keep[relations[:, 0]] & keep[relations[:, 1]]
+        relations = relations[kept_relations]
+        relations = torch.stack((new_index[relations[:, 0]], new_index[relations[:, 1]], relations[:, 2]), 1)
+    cropped = image.crop((left, top, left + width, top + height))
+    return cropped, {
+        **target,
+        "boxes": corners.reshape(-1, 4)[keep],
+        "labels": target["labels"][keep],
+        "relations": relations.to(target["relations"].dtype),
+        "size": torch.tensor([height, width], dtype=torch.long),
+    }
+
+
 class Compose:
     def __init__(self, transforms: Sequence[Transform]):
         self.transforms = list(transforms)
@@ -122,6 +152,25 @@ class RandomResize:
         return resize(image, target, size, self.max_size)
 
 
+class RandomSizeCrop:
+    """DETR's RandomSizeCrop: width uniform in [min_size, min(W, max_size)], height likewise, then a
+    uniformly placed region of that size (`crop`). An image side below `min_size` is kept whole (the
+    official code raises there)."""
+
+    def __init__(self, min_size: int, max_size: int, rng: random.Random | None = None):
+        if not 0 < min_size <= max_size:
+            raise ValueError(f"RandomSizeCrop needs 0 < min_size <= max_size, got {min_size}, {max_size}")
+        self.min_size, self.max_size = min_size, max_size
+        self.rng = rng or random
+
+    def __call__(self, image: Image.Image, target: Target) -> tuple[Image.Image, Target]:
+        width = self.rng.randint(min(self.min_size, image.width), min(image.width, self.max_size))
+        height = self.rng.randint(min(self.min_size, image.height), min(image.height, self.max_size))
+        top = self.rng.randint(0, image.height - height)
+        left = self.rng.randint(0, image.width - width)
+        return crop(image, target, top, left, height, width)
+
+
 class RandomSelect:
     """`first` with probability p, else `second`."""
 
@@ -150,14 +199,19 @@ def train_transform(
     mid_scales: Sequence[int] = MID_SCALES,
     flip_prob: float = 0.5,
     rng: random.Random | None = None,
+    crop_sizes: Sequence[int] | None = None,
 ) -> Compose:
-    """Phase-B training augmentation: HFlip(flip_prob); then with p=0.5 RandomResize(scales, max_size),
-    else RandomResize(mid_scales, no max) -> RandomResize(scales, max_size); no crop. Empty `mid_scales`
-    keeps only the first branch."""
+    """Training augmentation: HFlip(flip_prob); then with p=0.5 RandomResize(scales, max_size), else
+    RandomResize(mid_scales, no max) -> [RandomSizeCrop(*crop_sizes)] -> RandomResize(scales, max_size).
+    EGTR training (official): no crop; detector pre-training (official): crop_sizes DETECTOR_CROP. Empty
+    `mid_scales` keeps only the first branch."""
     direct = RandomResize(scales, max_size, rng)
     steps: list[Transform] = [RandomHorizontalFlip(flip_prob, rng)]
     if mid_scales:
-        steps.append(RandomSelect(direct, Compose([RandomResize(mid_scales, None, rng), direct]), 0.5, rng))
+        second: list[Transform] = [RandomResize(mid_scales, None, rng)]
+        if crop_sizes:
+            second.append(RandomSizeCrop(*crop_sizes, rng=rng))
+        steps.append(RandomSelect(direct, Compose([*second, direct]), 0.5, rng))
     else:
         steps.append(direct)
     return Compose([*steps, ToModelInput()])

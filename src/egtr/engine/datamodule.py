@@ -68,7 +68,9 @@ class SceneGraphDataModule(L.LightningDataModule):
     def _dataset(self, split: str) -> Dataset:
         s = self.settings
         if split == "train":
-            transform = train_transform(s.train_scales, s.train_max_size, s.train_mid_scales, s.flip_prob)
+            transform = train_transform(
+                s.train_scales, s.train_max_size, s.train_mid_scales, s.flip_prob, crop_sizes=s.train_crop
+            )
         else:
             transform = eval_transform(s.eval_size, s.eval_max_size)
         if self.world is not None:

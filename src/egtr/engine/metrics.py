@@ -8,6 +8,7 @@ import lightning as L
 import torch.distributed as dist
 
 from egtr.evaluation import evaluate_split
+from egtr.evaluation.split import count_unreadable
 
 LOGGED = (
     "R@20",
@@ -29,7 +30,8 @@ LOGGED = (
 
 class SceneGraphMetrics(L.Callback):
     """Every `every` validation epochs (0 = never) and at every test run, evaluate the predictions the
-    module collected against the split's records and log the headline metrics (`val/R@50`, ...).
+    module collected against the split's records and log the headline metrics (`val/R@50`, ...). An
+    unreadable image is evaluated as an empty prediction and counted (`count_unreadable`).
 
     The latest full result is kept in `results[stage]` (metrics dict of `evaluate_split`).
     """
@@ -72,18 +74,16 @@ class SceneGraphMetrics(L.Callback):
     def _evaluate(self, module: L.LightningModule, stage: str) -> None:
         predictions = gather(module.predictions)
         module.predictions, module.collect_predictions = [], False
-        seen = {image_id for image_id, _ in predictions}
-        records = [r for r in self.records[stage] if r.image_id in seen]  # unreadable images were skipped
-        result = evaluate_split(
-            records,
+        evaluation = evaluate_split(
+            self.records[stage],
             predictions,
             self.protocol,
             num_classes=self.num_classes,
             num_predicates=self.num_predicates,
             predicate_names=self.predicate_names,
             zero_shot_triplets=self.training_triplets,
-        ).metrics
-        result["counts"]["skipped_images"] = len(self.records[stage]) - len(records)
+        )
+        result = count_unreadable(evaluation).metrics  # as `egtr evaluate --checkpoint` does
         self.results[stage] = result
         logged = {f"{stage}/{key}": float(result[key]) for key in LOGGED if _is_number(result.get(key))}
         module.log_dict(logged, sync_dist=False, rank_zero_only=True)

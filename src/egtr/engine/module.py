@@ -10,7 +10,7 @@ import torch
 from egtr.config import EGTRConfig
 from egtr.engine.optim import parameter_groups
 from egtr.engine.predict_split import to_numpy
-from egtr.engine.settings import TrainSettings
+from egtr.engine.settings import DETECTOR_PHASES, TrainSettings
 from egtr.inference.postprocess import PostprocessOptions, postprocess
 from egtr.models.egtr import EGTR
 from egtr.training import DetectorCriterion, EGTRCriterion
@@ -20,7 +20,8 @@ INITIALIZED_PREFIXES = ("relation_head.",)
 
 
 class EGTRModule(L.LightningModule):
-    """Trains one phase. `detector` trains only the detector (its forward skips the relation head);
+    """Trains one phase. `detector` and `detector_finetune` train only the detector (the forward skips the
+    relation head);
     `egtr` and `finetune` train everything with three learning rates.
 
     Validation logs `validation_loss` (the dense loss, spec §2.3) and, when `collect_predictions` is set by
@@ -31,7 +32,7 @@ class EGTRModule(L.LightningModule):
         super().__init__()
         self.model = EGTR(config)
         self.settings = settings
-        self.detector_only = settings.phase == "detector"
+        self.detector_only = settings.phase in DETECTOR_PHASES
         self.criterion = DetectorCriterion(config) if self.detector_only else EGTRCriterion(config)
         if self.detector_only:  # not trained in this phase (and DDP must not wait for its gradients)
             self.model.relation_head.requires_grad_(False)

@@ -11,6 +11,7 @@ from egtr.data.collate import collate
 from egtr.data.dataset import SceneGraphDataset
 from egtr.data.record import SceneGraphRecord
 from egtr.data.transforms import eval_transform
+from egtr.inference.images import ImageReading
 from egtr.inference.postprocess import PostprocessOptions, postprocess
 from egtr.models.egtr import EGTR
 
@@ -24,11 +25,13 @@ def predict_records(
     batch_size: int = 1,
     device: str | torch.device = "cpu",
     num_workers: int = 2,
+    reading: ImageReading | None = None,
 ) -> Iterator[tuple[str, dict]]:
     """Yield (image_id, prediction dict of numpy arrays) per readable image, in order; unreadable images
-    are skipped with a warning (the evaluation then counts them as images without prediction)."""
+    are skipped with a warning (the evaluation then counts them, `count_unreadable`). `reading`: how
+    pixels are read (default: as the official loader)."""
     loader = DataLoader(
-        SceneGraphDataset(records, eval_transform(size, max_size)),
+        SceneGraphDataset(records, eval_transform(size, max_size), reading=reading),
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=collate,

@@ -26,7 +26,7 @@ from egtr.engine.curves import keep_previous_log, plot_loss_curves
 from egtr.engine.datamodule import SceneGraphDataModule
 from egtr.engine.metrics import SceneGraphMetrics
 from egtr.engine.module import EGTRModule
-from egtr.engine.settings import TrainSettings, merge, preset
+from egtr.engine.settings import FINETUNE_PHASES, TrainSettings, merge, preset
 from egtr.evaluation import write_report
 from egtr.files import write_atomically
 
@@ -71,7 +71,7 @@ def initialize(module: EGTRModule, source: Any, settings: TrainSettings, data: S
     """Copy weights from the previous phase and fill the frequency statistics."""
     if source is not None:
         state = source.state_dict()
-        if settings.phase == "finetune":
+        if settings.phase in FINETUNE_PHASES:
             load_state_strictly(module.model, state, str(settings.init_from))
         else:  # detector weights only; the relation head starts fresh (spec §3.2)
             detector = {k: v for k, v in state.items() if k.startswith("detector.")}
@@ -83,7 +83,7 @@ def initialize(module: EGTRModule, source: Any, settings: TrainSettings, data: S
             )
     if settings.backbone_weights:
         load_backbone_file(module.model, settings.backbone_weights)
-    if module.model.frequency_bias is not None and settings.phase != "finetune":
+    if settings.phase != "finetune":
         module.model.set_frequency_statistics(torch.as_tensor(data.fg_matrix))
 
 

@@ -1,9 +1,10 @@
 """Training settings: one dataclass, official presets per dataset and phase, overrides from files and flags.
 
-Phases (spec §3): `detector` (Deformable DETR pre-training, auxiliary losses on), `egtr` (relation head
-trained from the pre-trained detector, three learning rates), `finetune` (all rates x0.1 from the best
-`egtr` checkpoint). Datasets: `visual_genome`, `open_images` (official hyper-parameters) and `synthetic`
-(the small CPU config of the demo).
+Phases (spec §3), in recipe order: `detector` (Deformable DETR pre-training, auxiliary losses on, the DETR
+augmentation with RandomSizeCrop), `detector_finetune` (the same at x0.1 learning rates from the best
+`detector` model), `egtr` (relation head trained from the pre-trained detector, three learning rates, no
+crop), `finetune` (all rates x0.1 from the best `egtr` model). Datasets: `visual_genome`, `open_images`
+(official hyper-parameters) and `synthetic` (the small CPU config of the demo).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 from egtr.dict_round_trip import DictRoundTrip
 from egtr.files import write_text
 
-PHASES = ("detector", "egtr", "finetune")
+PHASES = ("detector", "detector_finetune", "egtr", "finetune")
+DETECTOR_PHASES = ("detector", "detector_finetune")  # train the detector only
+FINETUNE_PHASES = ("detector_finetune", "finetune")  # start from the whole model of the previous phase
 DATASETS = ("visual_genome", "open_images", "synthetic")
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 
@@ -40,8 +43,9 @@ class TrainSettings(DictRoundTrip):
     batch_size: int = 4  # per device
     accumulate: int = 2
     effective_batch: int | None = (
-        None  # when set, accumulate = effective_batch / (batch_size x devices x nodes)
+        None  # when set, accumulate = effective_batch / (batch_size x devices x nodes), exactly
     )
+    allow_approximate_batch: bool = False  # round the accumulation instead of refusing an inexact one
     max_epochs: int = 50
     max_steps: int = -1
     max_minutes: float | None = None  # stop after this wall-clock time (then test on the best checkpoint)
@@ -59,6 +63,7 @@ class TrainSettings(DictRoundTrip):
     # data and evaluation
     train_scales: list[int] = field(default_factory=lambda: list(range(480, 801, 32)))
     train_mid_scales: list[int] = field(default_factory=lambda: [400, 500, 600])
+    train_crop: list[int] = field(default_factory=list)  # [min, max] RandomSizeCrop sides; [] = no crop
     train_max_size: int = 1333
     flip_prob: float = 0.5
     eval_size: int = 800
@@ -91,19 +96,39 @@ class TrainSettings(DictRoundTrip):
             raise ValueError("batch_size and accumulate must be at least 1")
         if self.effective_batch is not None and self.effective_batch < 1:
             raise ValueError("effective_batch must be at least 1")
+        if self.train_crop and not (
+            len(self.train_crop) == 2 and 0 < self.train_crop[0] <= self.train_crop[1]
+        ):
+            raise ValueError(
+                f"train_crop must be [] or [min, max] with 0 < min <= max, got {self.train_crop}"
+            )
 
     def accumulation(self, devices: int) -> int:
-        """Gradient accumulation steps for `devices` devices per node (from effective_batch when set)."""
+        """Gradient accumulation steps for `devices` devices per node (from effective_batch when set).
+
+        An effective batch that batch_size x devices x nodes does not divide is an error naming the
+        numbers, unless `allow_approximate_batch` (then the nearest accumulation, at least 1)."""
         if self.effective_batch is None:
             return self.accumulate
         per_step = self.batch_size * devices * self.num_nodes
-        return max(1, round(self.effective_batch / per_step))
+        steps, remainder = divmod(self.effective_batch, per_step)
+        if remainder or steps == 0:
+            if not self.allow_approximate_batch:
+                raise ValueError(
+                    f"effective batch {self.effective_batch} is not a multiple of batch_size "
+                    f"{self.batch_size} x {devices} devices x {self.num_nodes} nodes = {per_step} images per "
+                    "step; choose a batch size that divides it, or pass --allow-approximate-batch to "
+                    f"accumulate {max(1, round(self.effective_batch / per_step))} steps "
+                    f"({max(1, round(self.effective_batch / per_step)) * per_step} images)"
+                )
+            return max(1, round(self.effective_batch / per_step))
+        return steps
 
     def save(self, path: Path) -> None:
         write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
-# Official hyper-parameters (spec §3.1, §3.2); `finetune` = `egtr` with every rate x0.1.
+# Official hyper-parameters (spec §3.1, §3.2); each fine-tune = its phase with every rate x0.1.
 _PHASE_PRESETS: dict[str, dict[str, Any]] = {
     "detector": dict(
         lr=1e-4,
@@ -114,6 +139,7 @@ _PHASE_PRESETS: dict[str, dict[str, Any]] = {
         effective_batch=32,
         max_epochs=150,
         patience=15,
+        train_crop=[384, 600],
         model={"auxiliary_loss": True},
     ),
     "egtr": dict(
@@ -140,16 +166,26 @@ _PHASE_PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
+_PHASE_PRESETS["detector_finetune"] = {
+    **_PHASE_PRESETS["detector"],
+    "lr": 1e-5,
+    "lr_backbone": 1e-6,
+    "lr_initialized": 1e-5,
+    "max_epochs": 50,
+}
+
 _DATASET_PRESETS: dict[str, dict[str, Any]] = {
     "visual_genome": dict(protocol="vg"),
     "open_images": dict(protocol="oi", filter_multiple_rels=True),
     # the demo's small CPU setting: from scratch, trainable BatchNorm, small images, no flip (the synthetic
-    # predicates include "left of"), higher learning rates, steps instead of epochs
+    # predicates include "left of"), no second augmentation branch (so no crop), higher learning rates,
+    # steps instead of epochs
     "synthetic": dict(
         protocol="vg",
         flip_prob=0.0,
         train_scales=[144, 160, 176],
         train_mid_scales=[],
+        train_crop=[],
         train_max_size=240,
         eval_size=160,
         eval_max_size=240,
@@ -188,6 +224,14 @@ _SYNTHETIC_PHASES: dict[str, dict[str, Any]] = {
         patience=1000,
         model={"auxiliary_loss": False},
     ),
+}
+
+
+_SYNTHETIC_PHASES["detector_finetune"] = {
+    **_SYNTHETIC_PHASES["detector"],
+    "lr": 4e-5,
+    "lr_backbone": 4e-5,
+    "lr_initialized": 4e-5,
 }
 
 

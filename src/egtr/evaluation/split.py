@@ -84,6 +84,15 @@ def evaluate_split(
     return SplitEvaluation(metrics, missing)
 
 
+def count_unreadable(evaluation: SplitEvaluation) -> SplitEvaluation:
+    """For a model's own predictions, where every readable image gets one (training-time metrics and
+    `egtr evaluate --checkpoint` alike): the split images without a prediction are those whose file could
+    not be read. They stay in the metrics as empty predictions (they count against recall) and are
+    counted as `counts["unreadable_images"]`."""
+    evaluation.metrics["counts"]["unreadable_images"] = len(evaluation.missing_image_ids)
+    return evaluation
+
+
 def _update(relations, detection: DetectionEvaluator | None, record, prediction: Mapping) -> None:
     truth = {"boxes": record.boxes, "labels": record.labels, "relations": record.relations}
     relations.update(truth, prediction, image_id=record.image_id)

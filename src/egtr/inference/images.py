@@ -1,15 +1,17 @@
-"""Any image input -> an upright 8-bit RGB PIL image, or a clear error naming the input.
+"""Any image input -> an 8-bit RGB PIL image, or a clear error naming the input: the one image reader of
+training, evaluation, prediction and serving, so one file gives one tensor everywhere.
 
 Inputs: a path (str or Path), a PIL image or a numpy array (H x W, H x W x 1, H x W x 3 RGB or H x W x 4
-RGBA; RGB order, not OpenCV's BGR). Rules:
-- EXIF orientation is applied (boxes are then reported in the upright image's pixels), unless
-  `exif=False` (the official loader ignores EXIF: use it to compare with official outputs);
-- transparency (RGBA, LA, PA, palette or RGB with a transparent colour) is composited over white;
-- high bit depths are scaled to 8 bits: 16-bit (PIL "I;16*", numpy uint16) by 255/65535; 32-bit integer
-  ("I") and float ("F") data by their range: integers within 0..255 are kept, within 0..65535 scaled as
-  16-bit, floats within [0, 1] multiplied by 255, anything else stretched from its minimum to its
-  maximum; NaN counts as 0; bool arrays become 0/255;
-- multi-frame files (GIF, TIFF) give their first frame;
+RGBA; RGB order, not OpenCV's BGR). The defaults read a file exactly as the official loader does
+(`Image.open(path).convert("RGB")`): pixels as stored (EXIF orientation ignored), first frame, PIL's
+conversion (an alpha channel or a transparent colour is dropped, 16/32-bit values clipped at 255).
+Options (`ImageReading`):
+- `exif=True` applies the EXIF orientation (boxes are then reported in the upright image's pixels);
+- `conversion="composite"` puts transparency (RGBA, LA, PA, palette or RGB with a transparent colour)
+  on white and scales high bit depths to 8 bits: 16-bit (PIL "I;16*", numpy uint16) by 255/65535; 32-bit
+  integer ("I") and float ("F") data by their range: integers within 0..255 are kept, within 0..65535
+  scaled as 16-bit, floats within [0, 1] multiplied by 255, anything else stretched from its minimum to
+  its maximum; NaN counts as 0; bool arrays become 0/255. Numpy arrays are always read this way;
 - an image above `max_pixels` (default: PIL's decompression-bomb limit `PIL.Image.MAX_IMAGE_PIXELS`) is
   refused before it is decoded.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+CONVERSIONS = ("official", "composite")
 
 
 class ImageReadError(ValueError):
@@ -45,19 +49,54 @@ def source_name(image: Any, index: int) -> str:
     return f"<array {index}>"
 
 
-def load_rgb(image: Any, name: str, max_pixels: int | None = None, exif: bool = True) -> Image.Image:
-    """`image` (path, PIL image or numpy array) as an upright 8-bit RGB PIL image; ImageReadError if not."""
+def load_rgb(
+    image: Any, name: str, max_pixels: int | None = None, exif: bool = False, conversion: str = "official"
+) -> Image.Image:
+    """`image` (path, PIL image or numpy array) as an 8-bit RGB PIL image; ImageReadError if not.
+
+    Defaults as the official loader; `exif` and `conversion` as in the module docstring.
+    """
+    _check_conversion(conversion)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     if isinstance(image, (str, Path)):
-        return _read_file(Path(image), name, limit, exif)
+        return _read_file(Path(image), name, limit, exif, conversion)
     if isinstance(image, Image.Image):
         _check_size(image.width, image.height, name, limit)
-        return _decoded(lambda: to_rgb(_upright(image, exif), name), name)
+        return _decoded(lambda: _convert(_upright(image, exif), name, conversion), name)
     if isinstance(image, np.ndarray):
         return array_to_rgb(image, name)
     raise ImageReadError(
         name, f"unsupported input type {type(image).__name__} (use a path, a PIL image or a numpy array)"
     )
+
+
+@dataclass(frozen=True)
+class ImageReading:
+    """How images are read (module docstring); `read(image, name)` is `load_rgb` with these options."""
+
+    exif: bool = False
+    conversion: str = "official"
+    max_pixels: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_conversion(self.conversion)
+
+    def read(self, image: Any, name: str) -> Image.Image:
+        return load_rgb(image, name, self.max_pixels, self.exif, self.conversion)
+
+
+def _check_conversion(conversion: str) -> None:
+    if conversion not in CONVERSIONS:
+        raise ValueError(f"conversion must be one of {CONVERSIONS}, got {conversion!r}")
+
+
+def _convert(image: Image.Image, name: str, conversion: str) -> Image.Image:
+    if conversion == "composite":
+        return to_rgb(image, name)
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError) as error:
+        raise ImageReadError(name, f"cannot convert image mode {image.mode!r} to RGB ({error})") from error
 
 
 def _check_size(width: int, height: int, name: str, limit: int | None) -> None:
@@ -73,7 +112,7 @@ def _upright(image: Image.Image, exif: bool) -> Image.Image:
     return ImageOps.exif_transpose(image) if exif else image
 
 
-def _read_file(path: Path, name: str, limit: int | None, exif: bool) -> Image.Image:
+def _read_file(path: Path, name: str, limit: int | None, exif: bool, conversion: str) -> Image.Image:
     if not path.is_file():
         raise ImageReadError(name, "no such file" if not path.exists() else "not a file")
     if path.stat().st_size == 0:
@@ -85,7 +124,7 @@ def _read_file(path: Path, name: str, limit: int | None, exif: bool) -> Image.Im
             with Image.open(path) as opened:
                 _check_size(opened.width, opened.height, name, limit)
                 opened.load()
-                return to_rgb(_upright(opened, exif), name)
+                return _convert(_upright(opened, exif), name, conversion)
 
     return _decoded(decode, name)
 

@@ -4,8 +4,9 @@
     graph = predictor.predict("photo.jpg")           # one SceneGraph
     graphs = predictor.predict(["a.jpg", pil_image])  # a list
 
-Per image: read (images.py: EXIF, modes, bit depths) -> the official evaluation preprocessing (shorter side
-`size`, longer at most `max_size`, ImageNet normalization; spec §3.2) -> batches padded with pixel masks ->
+Per image: read (images.py, the one image reader; by default as the official loader) -> the official
+evaluation preprocessing (shorter side `size`, longer at most `max_size`, ImageNet normalization;
+spec §3.2) -> batches padded with pixel masks ->
 the model -> the official post-processing (spec §4) -> triplets and objects (triplets.py). Images are read
 and preprocessed on `workers` background threads while the model runs.
 """
@@ -26,7 +27,7 @@ from torch import Tensor
 from egtr.data.collate import collate
 from egtr.data.transforms import EVAL_MAX_SIZE, EVAL_SIZE, eval_transform
 from egtr.inference.explain import explain_triplet
-from egtr.inference.images import ImageReadError, load_rgb, source_name
+from egtr.inference.images import ImageReadError, ImageReading, source_name
 from egtr.inference.names import Vocabulary, resolve_vocabulary
 from egtr.inference.postprocess import PostprocessOptions, postprocess
 from egtr.inference.progress import track
@@ -85,7 +86,10 @@ class SceneGraphPredictor:
         max_pixels: int | None = None,
         explain_rank: int | None = None,
         workers: int = 1,
-        exif: bool = True,
+        exif: bool = False,
+        conversion: str = "official",
+        logit_adjustment: bool | None = None,
+        logit_adj_tau: float | None = None,
     ) -> None:
         """
         model: an `egtr.EGTR` (put in eval mode and moved to `device`).
@@ -104,7 +108,10 @@ class SceneGraphPredictor:
             itself refuses files above twice that global, whatever `max_pixels` says).
         explain_rank: attach an explanation (egtr.inference.explain) of the triplet at this 1-based rank.
         workers: threads reading and preprocessing images ahead of the model.
-        exif: apply EXIF orientation (default); False reads pixels as stored, as the official loader does.
+        exif, conversion: how image files are read (egtr.inference.images; default: as the official
+            loader, pixels as stored, PIL's RGB conversion); exif=True turns photos upright.
+        logit_adjustment, logit_adj_tau: override the model config's post-hoc logit adjustment, as the
+            official evaluation's flags do (None: keep the config's setting).
         """
         if batch_size < 1 or workers < 1:
             raise ValueError("batch_size and workers must be >= 1")
@@ -112,6 +119,9 @@ class SceneGraphPredictor:
             raise ValueError(f"size must be >= 1 and max_size >= size, got {size} and {max_size}")
         if explain_rank is not None and explain_rank < 1:
             raise ValueError(f"explain_rank is 1-based, got {explain_rank}")
+        if logit_adjustment is not None or logit_adj_tau is not None:
+            enabled = model.config.logit_adjustment if logit_adjustment is None else logit_adjustment
+            model.set_logit_adjustment(enabled, logit_adj_tau)
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
         self.config = model.config
@@ -124,7 +134,8 @@ class SceneGraphPredictor:
         )
         self.size, self.max_size = size, max_size
         self.batch_size, self.workers = batch_size, workers
-        self.max_pixels, self.explain_rank, self.exif = max_pixels, explain_rank, exif
+        self.max_pixels, self.explain_rank = max_pixels, explain_rank
+        self.reading = ImageReading(exif=exif, conversion=conversion, max_pixels=max_pixels)
         self.transform = eval_transform(size, max_size)
 
     @classmethod
@@ -196,7 +207,7 @@ class SceneGraphPredictor:
     def _prepare(self, index: int, image: Any) -> _Prepared:
         name = source_name(image, index)
         try:
-            rgb = load_rgb(image, name, self.max_pixels, self.exif)
+            rgb = self.reading.read(image, name)
         except ImageReadError as error:
             return _Prepared(index, name, error=error.reason)
         pixel_values, _ = self.transform(rgb, {"boxes": torch.zeros((0, 4))})

@@ -21,17 +21,27 @@ class EGTR(nn.Module):
         self.config = config
         self.detector = DeformableDetr(config)
         self.relation_head = RelationHead(config)
-        self.frequency_bias = None
-        if config.use_freq_bias or config.logit_adjustment:
-            self.frequency_bias = FrequencyBias(
-                config.num_labels, config.num_rel_labels, config.frequency_bias_mode, config.freq_bias_eps
-            )
+        # always present, as officially: logit adjustment can be switched on for any model, and official
+        # checkpoints trained without the bias still carry the tables
+        self.frequency_bias = FrequencyBias(
+            config.num_labels, config.num_rel_labels, config.frequency_bias_mode, config.freq_bias_eps
+        )
 
     def set_frequency_statistics(self, fg_matrix: Tensor) -> None:
         """Fill the frequency-bias tables from training triplet counts [C+1, C+1, R]."""
-        if self.frequency_bias is None:
-            raise ValueError("this model has no frequency bias (use_freq_bias and logit_adjustment are off)")
         self.frequency_bias.set_statistics(torch.as_tensor(fg_matrix))
+
+    def set_logit_adjustment(self, enabled: bool, tau: float | None = None) -> None:
+        """Switch post-hoc logit adjustment (pred_rel from rel_logits - tau * log rel_dist) on or off,
+        as the official evaluation's --logit_adjustment / --logit_adj_tau override the checkpoint's config.
+        `tau` None keeps the config's value. Enabling needs the predicate prior (filled tables)."""
+        tau = self.config.logit_adj_tau if tau is None else tau
+        if enabled and not self.frequency_bias.has_statistics():
+            raise ValueError(
+                "logit adjustment needs the predicate prior rel_dist, which this model does not hold "
+                "(its frequency tables were never filled from training statistics)"
+            )
+        self.config = self.config.replace(logit_adjustment=bool(enabled), logit_adj_tau=float(tau))
 
     def forward(self, pixel_values: Tensor, pixel_mask: Tensor | None = None) -> EGTROutput:
         """pixel_values [B,3,H,W] normalized; pixel_mask [B,H,W] (True/1 = real pixel) -> EGTROutput."""

@@ -6,8 +6,8 @@
 
 `.train()` mode samples the relation entries as officially; `.eval()` mode uses the dense loss (the official
 validation loss). Differences from the official code: smoothing 0 means plain labels (it crashes officially);
-a batch without any relation gives loss_rel = 0 instead of NaN; the box count is averaged over processes
-unless config.average_num_boxes_across_processes is False (official: per-process count).
+a batch without any relation gives loss_rel = 0 instead of NaN. The box count is each process's own, as
+officially, unless config.average_num_boxes_across_processes (DETR's global average).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class EGTRCriterion(nn.Module):
         super().__init__()
         self.config = config
         self.matcher = HungarianMatcher(
-            class_cost=config.class_cost,
+            class_cost=config.matching_class_cost,
             bbox_cost=config.bbox_cost,
             giou_cost=config.giou_cost,
             focal_alpha=config.focal_alpha,

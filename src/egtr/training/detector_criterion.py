@@ -31,7 +31,7 @@ class DetectorCriterion(nn.Module):
         self.config = config
         self.auxiliary_loss = auxiliary_loss
         self.matcher = HungarianMatcher(
-            class_cost=config.class_cost,
+            class_cost=config.matching_class_cost,
             bbox_cost=config.bbox_cost,
             giou_cost=config.giou_cost,
             focal_alpha=config.focal_alpha,
