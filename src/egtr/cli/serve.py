@@ -19,6 +19,16 @@ from egtr.serve.limits import MEGABYTE, ServerLimits
 
 TOKEN_VARIABLE = "EGTR_SERVE_TOKEN"
 DEFAULTS = ServerLimits()
+FLAGS = {  # ServerLimits field -> the flag that sets it, for error messages
+    "max_body_bytes": "--max-body-mb (in bytes)",
+    "max_pixels": "--max-pixels",
+    "body_timeout_s": "--body-timeout",
+    "timeout_s": "--timeout",
+    "max_batch": "--max-batch",
+    "batch_wait_ms": "--batch-wait-ms",
+    "max_queue": "--max-queue",
+    "token": "--token",
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -145,7 +155,8 @@ def server_limits(args: argparse.Namespace) -> ServerLimits:
             token=token,
         )
     except ValueError as error:
-        raise CommandError(str(error)) from error
+        field, _, rest = str(error).partition(" ")
+        raise CommandError(f"{FLAGS.get(field, field)} {rest}") from error
 
 
 def build_predictor(args: argparse.Namespace, checkpoint: Path):

@@ -64,11 +64,9 @@ async function upload(file) {
   setStatus(`predicting ${file.name}…`);
   const started = performance.now();
   try {
-    const graph = await api(`/v1/scene-graph?top_k=${FETCH_TOP_K}`, {
-      method: "POST",
-      headers: { "Content-Type": file.type || "application/octet-stream" },
-      body: file,
-    });
+    const form = new FormData();
+    form.append("image", file, file.name); // multipart: the answer's "image" is the file's name
+    const graph = await api(`/v1/scene-graph?top_k=${FETCH_TOP_K}`, { method: "POST", body: form });
     state.graph = graph;
     $("#drop").classList.remove("empty");
     $("#download").disabled = false;
