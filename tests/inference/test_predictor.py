@@ -183,21 +183,6 @@ def test_predict_prepared_gives_each_image_its_own_selection(checkpoint, tmp_pat
     assert len(graphs[0].triplets) == 3 and len(graphs[2].labels) == 12
 
 
-def keyed(graph):
-    """{(subject query, object query, predicate): score} of a graph's triplets."""
-    return dict(zip(query_triplets(graph), (t.score for t in graph.triplets)))
-
-
-def test_a_same_size_batch_equals_single_images_up_to_rounding(checkpoint, tmp_path):
-    paths = [write_rgb(tmp_path / f"{i}.png", 64, 48, seed=i) for i in range(4)]
-    predictor = SceneGraphPredictor.from_checkpoint(checkpoint, top_k=200, **FAST)  # every pair: no cut
-    batched = predictor.predict_prepared(prepared(predictor, paths))
-    for graph, path in zip(batched, paths):
-        together, alone = keyed(graph), keyed(predictor.predict(path))
-        assert together.keys() == alone.keys() and len(alone) == 12 * 11
-        np.testing.assert_allclose([together[key] for key in alone], list(alone.values()), rtol=1e-4)
-
-
 def test_selection_refuses_bad_options_by_name(checkpoint):
     predictor = SceneGraphPredictor.from_checkpoint(checkpoint, **FAST)
     with pytest.raises(ValueError, match="top_k must be >= 1"):

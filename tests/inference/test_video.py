@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from egtr.cli import main
 from egtr.inference.scene_graph import SceneGraph
 from egtr.inference.video import VideoFrames, VideoReadError, is_video
 from egtr.inference.video_output import annotate_frame, video_codec
 
 from .conftest import write_rgb
+from .test_cli_predict import run_cli
 from .test_scene_graph import check_schema, example_graph
 
 FRAMES, RATE, WIDTH, HEIGHT = 30, 10, 96, 64
@@ -123,12 +123,6 @@ def test_annotated_frame_has_boxes_in_the_object_colours():
     drawn = np.asarray(annotate_frame(image, graph, max_triplets=2))
     assert drawn.shape == (graph.height, graph.width, 3) and (drawn != 255).any()
     assert np.asarray(image).min() == 255  # the input is left alone
-
-
-def run_cli(capsys, *arguments):
-    code = main(["predict", *map(str, arguments)])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_predict_a_clip_writes_jsonl_and_a_readable_mp4(checkpoint, clip, tmp_path, capsys):

@@ -191,13 +191,18 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise CommandError(f"--fps must be positive, got {args.fps}")
 
 
-def build_predictor(args: argparse.Namespace, checkpoint: Path):
+def allow_pixels(max_pixels: int | None) -> None:
+    """Raise PIL's own decompression-bomb guard to `max_pixels`, so that it does not stop a raised limit."""
     from PIL import Image
 
+    if max_pixels and max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def build_predictor(args: argparse.Namespace, checkpoint: Path):
     from egtr.inference.predictor import SceneGraphPredictor
 
-    if args.max_pixels and args.max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
-        Image.MAX_IMAGE_PIXELS = args.max_pixels  # PIL's own guard must not stop a raised limit
+    allow_pixels(args.max_pixels)
     return SceneGraphPredictor.from_checkpoint(
         checkpoint,
         device=args.device,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from egtr.cli.errors import CommandError
-from egtr.cli.predict import DEMO_MODEL, checkpoint_path
+from egtr.cli.predict import DEMO_MODEL, allow_pixels, checkpoint_path
 from egtr.serve.limits import MEGABYTE, ServerLimits
 
 TOKEN_VARIABLE = "EGTR_SERVE_TOKEN"
@@ -161,12 +161,9 @@ def server_limits(args: argparse.Namespace) -> ServerLimits:
 
 def build_predictor(args: argparse.Namespace, checkpoint: Path):
     """The predictor the server answers with, from the command-line options (the one place they meet)."""
-    from PIL import Image
-
     from egtr.inference.predictor import SceneGraphPredictor
 
-    if args.max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
-        Image.MAX_IMAGE_PIXELS = args.max_pixels  # PIL's own guard must not stop a raised limit
+    allow_pixels(args.max_pixels)
     return SceneGraphPredictor.from_checkpoint(
         checkpoint,
         device=args.device,
