@@ -103,6 +103,17 @@ def test_corrupt_packets_are_skipped_counted_and_indices_stay_true(corrupt_clip)
     assert set(range(5)) <= set(indices)  # frames before the damage decode
 
 
+def test_a_container_breaking_off_ends_the_video_with_one_skip(clip):
+    class BreaksAfterTwo:
+        def demux(self, stream):
+            yield from ("packet 0", "packet 1")
+            raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+
+    frames = VideoFrames(clip)
+    assert list(frames._packets(BreaksAfterTwo(), None)) == ["packet 0", "packet 1"]
+    assert frames.skipped == 1 and frames.errors[0].startswith("reading stopped after 0 frames: ")
+
+
 def test_bad_videos_and_options_are_refused_by_name(tmp_path, clip):
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")

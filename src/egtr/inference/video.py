@@ -124,7 +124,7 @@ class VideoFrames:
             stream = container.streams.video[0]
             start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
             last_bucket, count = -1, 0
-            for packet in container.demux(stream):
+            for packet in self._packets(container, stream):
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError as error:
@@ -147,6 +147,20 @@ class VideoFrames:
                         continue
                     self.sampled += 1
                     yield VideoFrame(index, round(seconds, 6), image)
+
+    def _packets(self, container, stream) -> Iterator:
+        """The stream's packets; a container that breaks off mid-way ends the video with one skip."""
+        av = _av()
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as error:
+                self.skip(f"reading stopped after {self.decoded} frames: {error}")
+                return
+            yield packet
 
     def skip(self, message: str) -> None:
         """Count one frame that could not be used."""
