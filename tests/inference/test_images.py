@@ -198,3 +198,65 @@ def test_unsupported_input_types_are_named():
         load_rgb([1, 2], "x")
     assert source_name("a/b.jpg", 0) == "a/b.jpg"
     assert source_name(Image.new("RGB", (2, 2)), 4) == "<image 4>"
+
+
+def encoded(image: Image.Image, format: str, **options) -> bytes:
+    import io
+
+    stream = io.BytesIO()
+    image.save(stream, format=format, **options)
+    return stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name", ["rgb.jpg", "exif.jpg", "rgba.png", "palette_transparent.png", "depth16.png"]
+)
+def test_bytes_of_a_file_read_like_the_file(mode_images, name):
+    path = mode_images[name]
+    from_bytes = load_rgb(path.read_bytes(), "upload")
+    np.testing.assert_array_equal(pixels(from_bytes), pixels(load_rgb(path, name)))
+    assert source_name(path.read_bytes(), 3) == "<bytes 3>"
+
+
+def test_bytes_limited_to_formats_refuse_others_by_kind(mode_images):
+    tiff = mode_images["float.tif"].read_bytes()
+    assert load_rgb(tiff, "t", formats=("TIFF",)).size == (40, 40)
+    with pytest.raises(ImageReadError, match=r"^t: not an image in a supported format \(PNG\)") as caught:
+        load_rgb(tiff, "t", formats=("PNG",))
+    assert caught.value.kind == "format"
+    ico = encoded(Image.new("RGB", (16, 16)), "ICO")  # PIL reads ICO, a server need not
+    with pytest.raises(ImageReadError, match="supported format") as caught:
+        load_rgb(ico, "icon", formats=("JPEG", "PNG"))
+    assert caught.value.kind == "format" and load_rgb(ico, "icon").size == (16, 16)
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "message"),
+    [
+        (b"", "empty", "empty image data"),
+        (b"plain text, no image", "format", "not an image file"),
+        (None, "corrupt", "corrupt or truncated"),  # a PNG cut in half
+        (None, "too_large", "image too large: 64 x 48 = 3072 pixels"),
+    ],
+)
+def test_bad_bytes_name_the_problem_and_its_kind(mode_images, data, kind, message):
+    png = encoded(Image.fromarray(random_pixels(48, 64)), "PNG")
+    data = png[: len(png) // 2] if kind == "corrupt" else png if data is None else data
+    with pytest.raises(ImageReadError, match=f"^upload: {message}") as caught:
+        load_rgb(data, "upload", max_pixels=1000 if kind == "too_large" else None)
+    assert caught.value.kind == kind
+
+
+def test_every_error_has_a_kind(tmp_path):
+    kinds = {}
+    for name, image in (
+        ("missing", tmp_path / "nope.png"),
+        ("input", {"not": "an image"}),
+        ("array", np.zeros((2, 2, 7))),
+    ):
+        with pytest.raises(ImageReadError) as caught:
+            load_rgb(image, name)
+        kinds[name] = caught.value.kind
+    assert kinds == {"missing": "missing", "input": "input", "array": "input"}
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ImageReadError("x", "y", "unknown")

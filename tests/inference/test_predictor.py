@@ -156,3 +156,39 @@ def test_default_preprocessing_is_the_official_evaluation_size():
         Image.fromarray(random_pixels(300, 500)), {"boxes": torch.zeros((0, 4))}
     )
     assert tuple(pixel_values.shape) == (3, 800, 1333)  # shorter side 800, longer capped at 1333
+
+
+def prepared(predictor, paths):
+    return [predictor.preprocess(load_rgb(path, str(path)), str(path), i) for i, path in enumerate(paths)]
+
+
+def test_predict_prepared_gives_each_image_its_own_selection(checkpoint, tmp_path):
+    paths = [write_rgb(tmp_path / f"{i}.png", 64, 48, seed=i) for i in range(3)]
+    predictor = SceneGraphPredictor.from_checkpoint(checkpoint, **FAST)
+    selections = [
+        predictor.selection(top_k=3),
+        predictor.selection(graph_constraint=False, object_score="sigmoid"),
+        predictor.selection(threshold=0.01, object_threshold=0.0),
+    ]
+    options = [
+        {"top_k": 3},
+        {"graph_constraint": False, "object_score": "sigmoid"},
+        {"threshold": 0.01, "object_threshold": 0.0},
+    ]
+    batch = prepared(predictor, paths)
+    graphs = predictor.predict_prepared(batch, selections)
+    for position, option in enumerate(options):  # the same batch through a predictor made with the option
+        expected = SceneGraphPredictor.from_checkpoint(checkpoint, **FAST, **option).predict_prepared(batch)
+        assert graphs[position].to_dict() == expected[position].to_dict()
+    assert len(graphs[0].triplets) == 3 and len(graphs[2].labels) == 12
+
+
+def test_selection_refuses_bad_options_by_name(checkpoint):
+    predictor = SceneGraphPredictor.from_checkpoint(checkpoint, **FAST)
+    with pytest.raises(ValueError, match="top_k must be >= 1"):
+        predictor.selection(top_k=0)
+    with pytest.raises(ValueError, match="object_score must be one of"):
+        predictor.selection(object_score="argmax")
+    with pytest.raises(TypeError, match="colour"):
+        predictor.selection(colour="red")
+    assert predictor.selection() == predictor.default_selection

@@ -1,8 +1,9 @@
-"""`egtr predict`: scene graphs of your own images as JSON, with optional drawings and explanations.
+"""`egtr predict`: scene graphs of your own images and videos as JSON, with drawings and explanations.
 
 Outputs in OUT: per image `<name>.json` (or all images in `predictions.jsonl` with --jsonl), `<name>.png`
-with --draw, `<name>.explain.png` with --explain, and `summary.json` (settings, outputs, failures).
-Images found in a directory keep their sub-folders in OUT. Every file is written atomically.
+with --draw, `<name>.explain.png` with --explain; per video `<name>.jsonl` (one line per sampled frame)
+and `<name>.mp4` with --draw; and `summary.json` (settings, outputs, failures). Images found in a
+directory keep their sub-folders in OUT. Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     parser = subparsers.add_parser(
         "predict",
         parents=parents,
-        help="scene graphs of images or folders as JSON, drawings and attention explanations",
+        help="scene graphs of images, folders or videos as JSON, drawings and attention explanations",
         description="Predict the scene graph of each image (files, or folders searched recursively for "
         "image files; other files there are skipped) with the official preprocessing and post-processing. "
-        "A bad image (corrupt, empty, too large, not an image) is reported on stderr and skipped; the exit "
-        "code is then 1.",
+        "Video files named on the command line (.mp4, .mov, .mkv, .avi, .webm, ...; needs the video extra) "
+        "give one JSON line per sampled frame. A bad image (corrupt, empty, too large, not an image) or a "
+        "corrupt video frame is reported on stderr and skipped; the exit code is then 1.",
     )
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders")
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image files, folders of images and/or video files"
+    )
     parser.add_argument(
         "--checkpoint",
         metavar="PATH",
@@ -102,7 +106,21 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
         help="refuse images with more pixels (default: PIL's decompression-bomb limit, about 89M)",
     )
     add_inference_arguments(parser)
-    parser.add_argument("--draw", action="store_true", help="write a PNG of boxes and graph (default: off)")
+    sampling = parser.add_mutually_exclusive_group()
+    sampling.add_argument(
+        "--every", type=int, metavar="N", help="videos: predict every Nth frame (default: every frame)"
+    )
+    sampling.add_argument(
+        "--fps",
+        type=float,
+        metavar="F",
+        help="videos: predict F frames per second, chosen by timestamp (default: every frame)",
+    )
+    parser.add_argument(
+        "--draw",
+        action="store_true",
+        help="write a PNG of boxes and graph per image, an annotated MP4 per video (default: off)",
+    )
     parser.add_argument(
         "--draw-edges", type=int, metavar="N", default=10, help="triplets drawn with --draw (default: 10)"
     )
@@ -163,17 +181,26 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise CommandError(f"--max-size ({args.max_size}) must be at least --size ({args.size})")
     if args.dedup_iou is not None and not 0 <= args.dedup_iou < 1:
         raise CommandError(f"--dedup-iou must be in [0, 1), got {args.dedup_iou}")
+    if args.every is not None and args.every < 1:
+        raise CommandError(f"--every must be at least 1, got {args.every}")
+    if args.fps is not None and not args.fps > 0:
+        raise CommandError(f"--fps must be positive, got {args.fps}")
+
+
+def allow_pixels(max_pixels: int | None) -> None:
+    """Raise PIL's own decompression-bomb guard to `max_pixels`, so that it does not stop a raised limit."""
+    from PIL import Image
+
+    if max_pixels and max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
+        Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 def build_predictor(args: argparse.Namespace, checkpoint: Path):
-    from PIL import Image
-
     from egtr.checkpoints import load_model
     from egtr.cli.inference_options import apply_logit_adjustment
     from egtr.inference.predictor import SceneGraphPredictor
 
-    if args.max_pixels and args.max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
-        Image.MAX_IMAGE_PIXELS = args.max_pixels  # PIL's own guard must not stop a raised limit
+    allow_pixels(args.max_pixels)
     model = load_model(checkpoint)
     apply_logit_adjustment(model, args)
     return SceneGraphPredictor(
@@ -200,6 +227,8 @@ def build_predictor(args: argparse.Namespace, checkpoint: Path):
 def run(args: argparse.Namespace) -> int:
     from egtr.files import write_text
     from egtr.inference.image_files import find_images
+    from egtr.inference.output import OutputNames
+    from egtr.inference.video import is_video
 
     check_arguments(args)
     checkpoint = checkpoint_path(args)
@@ -217,20 +246,29 @@ def run(args: argparse.Namespace) -> int:
     if predictor.vocabulary.note:
         print(f"note: {predictor.vocabulary.note}", file=sys.stderr)
     started = time.perf_counter()
-    outputs, more_failures = write_predictions(predictor, found.files, args)
+    names = OutputNames(reserved=(Path(SUMMARY_FILE).stem, Path(JSONL_FILE).stem), extras=("explain",))
+    images = [file for file in found.files if not is_video(file.path)]
+    outputs, more_failures = write_predictions(predictor, images, args, names)
+    videos, video_failures = write_videos(
+        predictor, [f for f in found.files if is_video(f.path)], args, names
+    )
     failures += more_failures
     summary = build_summary(args, predictor, checkpoint, outputs, failures, time.perf_counter() - started)
+    if videos or video_failures:
+        summary["videos"] = videos
+        summary["failed"] = failures = failures + video_failures
     write_text(args.out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2) if args.json else summary_text(summary))
     return 1 if failures else 0
 
 
-def write_predictions(predictor, files, args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
-    """Predict every file and write its outputs; returns (outputs per image, failures)."""
-    from egtr.inference.output import JsonLinesWriter, OutputNames
+def write_predictions(predictor, files, args: argparse.Namespace, names) -> tuple[list[dict], list[dict]]:
+    """Predict every image file and write its outputs; returns (outputs per image, failures)."""
+    from egtr.inference.output import JsonLinesWriter
 
-    names = OutputNames(reserved=(Path(SUMMARY_FILE).stem, Path(JSONL_FILE).stem), extras=("explain",))
     outputs, failures = [], []
+    if not files:
+        return outputs, failures
     lines = JsonLinesWriter(args.out / JSONL_FILE) if args.jsonl else None
     try:
         results = predictor.iter_predict(
@@ -247,6 +285,35 @@ def write_predictions(predictor, files, args: argparse.Namespace) -> tuple[list[
         if lines is not None:
             lines.close()
     return outputs, failures
+
+
+def write_videos(predictor, files, args: argparse.Namespace, names) -> tuple[list[dict], list[dict]]:
+    """Predict the sampled frames of every video; returns (one entry per video, failures)."""
+    from egtr.inference.video import VideoReadError, predict_video
+
+    entries, failures = [], []
+    for file in files:
+        try:
+            entry = predict_video(
+                predictor,
+                file.path,
+                args.out / names.claim(file.relative_name),
+                every=args.every,
+                fps=args.fps,
+                draw_triplets=args.draw_edges if args.draw else None,
+                progress=not args.no_progress,
+            )
+        except VideoReadError as error:
+            print(f"egtr predict: {error}", file=sys.stderr)
+            failures.append({"video": str(file.path), "error": str(error)})
+            continue
+        entries.append(entry)
+        if entry["frames_skipped"]:
+            reasons = "; ".join(entry["skip_reasons"][:2])
+            error = f"{entry['frames_skipped']} corrupt frame(s) skipped ({reasons})"
+            print(f"egtr predict: {file.path}: {error}", file=sys.stderr)
+            failures.append({"video": str(file.path), "error": error})
+    return entries, failures
 
 
 def write_outputs(result, stem: Path, lines, args: argparse.Namespace) -> dict:
@@ -316,6 +383,9 @@ def summary_text(summary: dict) -> str:
     speed = f", {rate:.2f} images/s" if rate else ""
     failed = f", {len(summary['failed'])} failed" if summary["failed"] else ""
     counts = f"{summary['predicted']} of {summary['images']} images predicted{failed}"
+    if summary.get("videos"):
+        frames = sum(video["frames_predicted"] for video in summary["videos"])
+        counts += f", {frames} frames of {len(summary['videos'])} video(s)"
     return (
         f"{counts} in {summary['seconds']:.1f} s{speed} on {summary['settings']['device']}; "
         f"results in {summary['out']}"

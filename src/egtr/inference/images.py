@@ -1,11 +1,11 @@
 """Any image input -> an 8-bit RGB PIL image, or a clear error naming the input: the one image reader of
 training, evaluation, prediction and serving, so one file gives one tensor everywhere.
 
-Inputs: a path (str or Path), a PIL image or a numpy array (H x W, H x W x 1, H x W x 3 RGB or H x W x 4
-RGBA; RGB order, not OpenCV's BGR). The defaults read a file exactly as the official loader does
-(`Image.open(path).convert("RGB")`): pixels as stored (EXIF orientation ignored), first frame, PIL's
-conversion (an alpha channel or a transparent colour is dropped, 16/32-bit values clipped at 255).
-Options (`ImageReading`):
+Inputs: a path (str or Path), the bytes of an image file (e.g. an upload), a PIL image or a numpy array
+(H x W, H x W x 1, H x W x 3 RGB or H x W x 4 RGBA; RGB order, not OpenCV's BGR). The defaults read a file
+exactly as the official loader does (`Image.open(path).convert("RGB")`): pixels as stored (EXIF
+orientation ignored), first frame, PIL's conversion (an alpha channel or a transparent colour is dropped,
+16/32-bit values clipped at 255). Options (`ImageReading`):
 - `exif=True` applies the EXIF orientation (boxes are then reported in the upright image's pixels);
 - `conversion="composite"` puts transparency (RGBA, LA, PA, palette or RGB with a transparent colour)
   on white and scales high bit depths to 8 bits: 16-bit (PIL "I;16*", numpy uint16) by 255/65535; 32-bit
@@ -13,13 +13,16 @@ Options (`ImageReading`):
   scaled as 16-bit, floats within [0, 1] multiplied by 255, anything else stretched from its minimum to
   its maximum; NaN counts as 0; bool arrays become 0/255. Numpy arrays are always read this way;
 - an image above `max_pixels` (default: PIL's decompression-bomb limit `PIL.Image.MAX_IMAGE_PIXELS`) is
-  refused before it is decoded.
+  refused before it is decoded;
+- files and bytes may be limited to some PIL formats (`formats`, e.g. `WEB_FORMATS` for a server).
+Every error is an `ImageReadError` whose `kind` says what went wrong (one of `ERROR_KINDS`).
 """
 
 from __future__ import annotations
 
+import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,14 +33,19 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 CONVERSIONS = ("official", "composite")
+WEB_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # PIL format names (JPEG includes MPO)
+# missing/empty file, refused size, unknown or unsupported format, undecodable data, unsupported input type
+ERROR_KINDS = ("missing", "empty", "too_large", "format", "corrupt", "input")
 
 
 class ImageReadError(ValueError):
     """An input that cannot be turned into an image; the message starts with the input's name."""
 
-    def __init__(self, source: str, reason: str) -> None:
+    def __init__(self, source: str, reason: str, kind: str = "corrupt") -> None:
+        if kind not in ERROR_KINDS:
+            raise ValueError(f"kind must be one of {ERROR_KINDS}, got {kind!r}")
         super().__init__(f"{source}: {reason}")
-        self.source, self.reason = source, reason
+        self.source, self.reason, self.kind = source, reason, kind
 
 
 def source_name(image: Any, index: int) -> str:
@@ -46,27 +54,46 @@ def source_name(image: Any, index: int) -> str:
         return str(image)
     if isinstance(image, Image.Image):
         return getattr(image, "filename", "") or f"<image {index}>"
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return f"<bytes {index}>"
     return f"<array {index}>"
 
 
 def load_rgb(
-    image: Any, name: str, max_pixels: int | None = None, exif: bool = False, conversion: str = "official"
+    image: Any,
+    name: str,
+    max_pixels: int | None = None,
+    exif: bool = False,
+    conversion: str = "official",
+    formats: Sequence[str] | None = None,
 ) -> Image.Image:
-    """`image` (path, PIL image or numpy array) as an 8-bit RGB PIL image; ImageReadError if not.
+    """`image` (path, bytes, PIL image or numpy array) as an 8-bit RGB PIL image; ImageReadError if not.
 
-    Defaults as the official loader; `exif` and `conversion` as in the module docstring.
+    Defaults as the official loader; `exif` and `conversion` as in the module docstring. `formats` (PIL
+    format names) limits what files and bytes may hold; default: any PIL can open.
     """
     _check_conversion(conversion)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     if isinstance(image, (str, Path)):
-        return _read_file(Path(image), name, limit, exif, conversion)
+        path = Path(image)
+        if not path.is_file():
+            raise ImageReadError(name, "no such file" if not path.exists() else "not a file", "missing")
+        if path.stat().st_size == 0:
+            raise ImageReadError(name, "empty file (0 bytes)", "empty")
+        return _read_encoded(path, name, limit, exif, conversion, formats)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        if len(image) == 0:
+            raise ImageReadError(name, "empty image data (0 bytes)", "empty")
+        return _read_encoded(io.BytesIO(image), name, limit, exif, conversion, formats)
     if isinstance(image, Image.Image):
         _check_size(image.width, image.height, name, limit)
         return _decoded(lambda: _convert(_upright(image, exif), name, conversion), name)
     if isinstance(image, np.ndarray):
         return array_to_rgb(image, name)
     raise ImageReadError(
-        name, f"unsupported input type {type(image).__name__} (use a path, a PIL image or a numpy array)"
+        name,
+        f"unsupported input type {type(image).__name__} (use a path, bytes, a PIL image or a numpy array)",
+        "input",
     )
 
 
@@ -81,8 +108,8 @@ class ImageReading:
     def __post_init__(self) -> None:
         _check_conversion(self.conversion)
 
-    def read(self, image: Any, name: str) -> Image.Image:
-        return load_rgb(image, name, self.max_pixels, self.exif, self.conversion)
+    def read(self, image: Any, name: str, formats: Sequence[str] | None = None) -> Image.Image:
+        return load_rgb(image, name, self.max_pixels, self.exif, self.conversion, formats)
 
 
 def _check_conversion(conversion: str) -> None:
@@ -105,6 +132,7 @@ def _check_size(width: int, height: int, name: str, limit: int | None) -> None:
             name,
             f"image too large: {width} x {height} = {width * height} pixels, above the limit of {limit} "
             "(a guard against decompression bombs; raise it with --max-pixels if you trust the file)",
+            "too_large",
         )
 
 
@@ -112,33 +140,49 @@ def _upright(image: Image.Image, exif: bool) -> Image.Image:
     return ImageOps.exif_transpose(image) if exif else image
 
 
-def _read_file(path: Path, name: str, limit: int | None, exif: bool, conversion: str) -> Image.Image:
-    if not path.is_file():
-        raise ImageReadError(name, "no such file" if not path.exists() else "not a file")
-    if path.stat().st_size == 0:
-        raise ImageReadError(name, "empty file (0 bytes)")
+def _read_encoded(
+    source: Path | io.BytesIO,
+    name: str,
+    limit: int | None,
+    exif: bool,
+    conversion: str,
+    formats: Sequence[str] | None,
+) -> Image.Image:
+    """Decode an image file or in-memory file, refusing it by size before its pixels are decoded."""
+
+    if formats is not None:
+        Image.init()  # register every plugin: Image.open only preloads a few before it needs others
 
     def decode() -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
-            with Image.open(path) as opened:
+            with Image.open(source, formats=formats) as opened:
                 _check_size(opened.width, opened.height, name, limit)
                 opened.load()
                 return _convert(_upright(opened, exif), name, conversion)
 
-    return _decoded(decode, name)
+    unknown = (
+        f"not an image in a supported format ({', '.join(formats)})"
+        if formats is not None
+        else "not an image file, or a format PIL cannot read"
+    )
+    return _decoded(decode, name, unknown)
 
 
-def _decoded(decode: Callable[[], Image.Image], name: str) -> Image.Image:
+def _decoded(
+    decode: Callable[[], Image.Image],
+    name: str,
+    unknown: str = "not an image file, or a format PIL cannot read",
+) -> Image.Image:
     """Run `decode`, turning PIL's many failure types into an ImageReadError naming the input."""
     try:
         return decode()
     except ImageReadError:
         raise
     except Image.DecompressionBombError as error:
-        raise ImageReadError(name, f"image too large ({error})") from error
+        raise ImageReadError(name, f"image too large ({error})", "too_large") from error
     except UnidentifiedImageError as error:
-        raise ImageReadError(name, "not an image file, or a format PIL cannot read") from error
+        raise ImageReadError(name, unknown, "format") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageReadError(name, f"corrupt or truncated image ({error})") from error
 
@@ -152,7 +196,9 @@ def to_rgb(image: Image.Image, name: str) -> Image.Image:
     try:
         return image.convert("RGB")
     except (ValueError, OSError) as error:
-        raise ImageReadError(name, f"cannot convert image mode {image.mode!r} to RGB ({error})") from error
+        raise ImageReadError(
+            name, f"cannot convert image mode {image.mode!r} to RGB ({error})", "format"
+        ) from error
 
 
 def _over_white(rgba: Image.Image) -> Image.Image:
@@ -189,10 +235,12 @@ def array_to_rgb(array: np.ndarray, name: str) -> Image.Image:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)) or 0 in array.shape:
         raise ImageReadError(
-            name, f"array of shape {list(array.shape)} is not an image (use H x W, H x W x 3 or H x W x 4)"
+            name,
+            f"array of shape {list(array.shape)} is not an image (use H x W, H x W x 3 or H x W x 4)",
+            "input",
         )
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
-        raise ImageReadError(name, f"array of dtype {array.dtype} is not an image")
+        raise ImageReadError(name, f"array of dtype {array.dtype} is not an image", "input")
     pixels = to_uint8(np.ascontiguousarray(array))
     if pixels.ndim == 2:
         return Image.fromarray(pixels).convert("RGB")

@@ -9,16 +9,20 @@ evaluation preprocessing (shorter side `size`, longer at most `max_size`, ImageN
 spec §3.2) -> batches padded with pixel masks ->
 the model -> the official post-processing (spec §4) -> triplets and objects (triplets.py). Images are read
 and preprocessed on `workers` background threads while the model runs.
+
+A caller with its own reading and batching (the server) uses the steps one by one: `preprocess` an image
+already read by `egtr.inference.images.load_rgb`, then `predict_prepared` on a batch of them, each with
+its own `selection` of triplets.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from PIL import Image
@@ -57,12 +61,21 @@ class PredictionResult:
 
 
 @dataclass
-class _Prepared:
+class PreparedImage:
+    """One input read and preprocessed (or its error message, the other fields then None)."""
+
     index: int
     source: str
-    image: Image.Image | None = None
+    image: Image.Image | None = None  # upright RGB original
     pixel_values: Tensor | None = None  # float [3,H,W], resized and normalized
     error: str | None = None
+
+
+class Selection(NamedTuple):
+    """Which of the model's pairs become a scene graph's triplets and objects (see `selection`)."""
+
+    triplets: TripletOptions
+    postprocess: PostprocessOptions
 
 
 class SceneGraphPredictor:
@@ -126,11 +139,8 @@ class SceneGraphPredictor:
         self.model = model.eval().to(self.device)
         self.config = model.config
         self.vocabulary: Vocabulary = resolve_vocabulary(self.config, names)
-        self.triplet_options = TripletOptions(top_k, threshold, graph_constraint, dedup_iou, object_threshold)
-        self.postprocess_options = PostprocessOptions(
-            top_k=self.triplet_options.pairs_needed(self.config.num_queries),
-            keep_diagonal=False,
-            object_score=object_score,
+        self.default_selection = self._selection(
+            TripletOptions(top_k, threshold, graph_constraint, dedup_iou, object_threshold), object_score
         )
         self.size, self.max_size = size, max_size
         self.batch_size, self.workers = batch_size, workers
@@ -179,10 +189,66 @@ class SceneGraphPredictor:
             results = track(results, count, "predicting")
         yield from results
 
+    def selection(self, object_score: str | None = None, **triplet_options: Any) -> Selection:
+        """This predictor's triplet selection with some options changed: `object_score` and the fields of
+        `TripletOptions` (top_k, threshold, graph_constraint, dedup_iou, object_threshold).
+
+        Raises ValueError naming the option for a bad value, TypeError for an unknown option.
+        """
+        default = self.default_selection
+        return self._selection(
+            replace(default.triplets, **triplet_options), object_score or default.postprocess.object_score
+        )
+
+    def _selection(self, triplets: TripletOptions, object_score: str) -> Selection:
+        postprocess = PostprocessOptions(
+            top_k=triplets.pairs_needed(self.config.num_queries),
+            keep_diagonal=False,
+            object_score=object_score,
+        )
+        return Selection(triplets, postprocess)
+
+    def preprocess(self, image: Image.Image, source: str, index: int = 0) -> PreparedImage:
+        """An upright RGB image (from `load_rgb`) resized and normalized for the model."""
+        pixel_values, _ = self.transform(image, {"boxes": torch.zeros((0, 4))})
+        return PreparedImage(index, source, image, pixel_values)
+
+    @torch.inference_mode()
+    def predict_prepared(
+        self, batch: Sequence[PreparedImage], selections: Sequence[Selection] | None = None
+    ) -> list[SceneGraph]:
+        """Scene graphs of prepared images in one forward pass, each built with its own selection (default:
+        the predictor's). Images of different sizes are padded to the largest (see `batch_size`)."""
+        selections = list(selections) if selections is not None else [self.default_selection] * len(batch)
+        if len(selections) != len(batch):
+            raise ValueError(f"{len(batch)} images but {len(selections)} selections")
+        inputs = collate([{"pixel_values": item.pixel_values, "target": {}} for item in batch])
+        outputs = self.model(inputs["pixel_values"].to(self.device), inputs["pixel_mask"].to(self.device))
+        sizes = torch.tensor([[item.image.height, item.image.width] for item in batch])
+        predictions: list = [None] * len(batch)
+        for options in dict.fromkeys(selection.postprocess for selection in selections):
+            for position, prediction in enumerate(postprocess(outputs, sizes, options)):
+                if selections[position].postprocess == options:
+                    predictions[position] = prediction
+        graphs = []
+        for position, (item, prediction) in enumerate(zip(batch, predictions)):
+            graph = build_scene_graph(
+                prediction,
+                selections[position].triplets,
+                self.vocabulary,
+                item.source,
+                item.image.width,
+                item.image.height,
+            )
+            if self.explain_rank is not None and self.explain_rank <= len(graph.triplets):
+                graph.explanation = explain_triplet(outputs, position, graph, self.explain_rank, self.config)
+            graphs.append(graph)
+        return graphs
+
     # ----------------------------------------------------------------------------------------- steps
     def _results(self, images: Iterable[Any]) -> Iterator[PredictionResult]:
-        waiting: list[_Prepared] = []  # in input order, not yet reported
-        batch: list[_Prepared] = []
+        waiting: list[PreparedImage] = []  # in input order, not yet reported
+        batch: list[PreparedImage] = []
         for item in self._prepared(images):
             waiting.append(item)
             if item.error is None:
@@ -193,7 +259,7 @@ class SceneGraphPredictor:
         if waiting:
             yield from self._finish(waiting, batch)
 
-    def _prepared(self, images: Iterable[Any]) -> Iterator[_Prepared]:
+    def _prepared(self, images: Iterable[Any]) -> Iterator[PreparedImage]:
         lookahead = 2 * self.batch_size + self.workers
         with ThreadPoolExecutor(self.workers, thread_name_prefix="egtr-read") as pool:
             pending: deque = deque()
@@ -204,40 +270,18 @@ class SceneGraphPredictor:
             while pending:
                 yield pending.popleft().result()
 
-    def _prepare(self, index: int, image: Any) -> _Prepared:
+    def _prepare(self, index: int, image: Any) -> PreparedImage:
         name = source_name(image, index)
         try:
             rgb = self.reading.read(image, name)
         except ImageReadError as error:
-            return _Prepared(index, name, error=error.reason)
-        pixel_values, _ = self.transform(rgb, {"boxes": torch.zeros((0, 4))})
-        return _Prepared(index, name, rgb, pixel_values)
+            return PreparedImage(index, name, error=error.reason)
+        return self.preprocess(rgb, name, index)
 
-    def _finish(self, waiting: list[_Prepared], batch: list[_Prepared]) -> Iterator[PredictionResult]:
-        graphs = dict(zip((item.index for item in batch), self._predict_batch(batch))) if batch else {}
+    def _finish(self, waiting: list[PreparedImage], batch: list[PreparedImage]) -> Iterator[PredictionResult]:
+        graphs = dict(zip((item.index for item in batch), self.predict_prepared(batch))) if batch else {}
         for item in waiting:
             if item.error is not None:
                 yield PredictionResult(item.index, item.source, error=item.error)
             else:
                 yield PredictionResult(item.index, item.source, graphs[item.index], item.image)
-
-    @torch.inference_mode()
-    def _predict_batch(self, batch: list[_Prepared]) -> list[SceneGraph]:
-        inputs = collate([{"pixel_values": item.pixel_values, "target": {}} for item in batch])
-        outputs = self.model(inputs["pixel_values"].to(self.device), inputs["pixel_mask"].to(self.device))
-        sizes = torch.tensor([[item.image.height, item.image.width] for item in batch])
-        predictions = postprocess(outputs, sizes, self.postprocess_options)
-        graphs = []
-        for position, (item, prediction) in enumerate(zip(batch, predictions)):
-            graph = build_scene_graph(
-                prediction,
-                self.triplet_options,
-                self.vocabulary,
-                item.source,
-                item.image.width,
-                item.image.height,
-            )
-            if self.explain_rank is not None and self.explain_rank <= len(graph.triplets):
-                graph.explanation = explain_triplet(outputs, position, graph, self.explain_rank, self.config)
-            graphs.append(graph)
-        return graphs

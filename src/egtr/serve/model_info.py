@@ -1,0 +1,54 @@
+"""What `GET /v1/model` tells a client: names, a config summary, preprocessing, defaults and limits."""
+
+from __future__ import annotations
+
+from egtr.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from egtr.inference.images import WEB_FORMATS
+from egtr.inference.predictor import SceneGraphPredictor
+from egtr.serve.limits import ServerLimits
+
+CONFIG_SUMMARY = (
+    "num_labels",
+    "num_rel_labels",
+    "num_queries",
+    "backbone_depth",
+    "d_model",
+    "encoder_layers",
+    "decoder_layers",
+    "num_feature_levels",
+    "use_connectivity",
+    "use_freq_bias",
+    "logit_adjustment",
+)
+
+
+def model_info(predictor: SceneGraphPredictor, name: str, limits: ServerLimits) -> dict:
+    config = predictor.config
+    triplets = predictor.default_selection.triplets
+    return {
+        "name": name,
+        "device": str(predictor.device),
+        "parameters": sum(parameter.numel() for parameter in predictor.model.parameters()),
+        "config": {key: getattr(config, key) for key in CONFIG_SUMMARY},
+        "classes": predictor.vocabulary.class_names,
+        "predicates": predictor.vocabulary.predicate_names,
+        "names_source": predictor.vocabulary.source,
+        "preprocessing": {
+            "size": predictor.size,
+            "max_size": predictor.max_size,
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+            "exif_orientation": predictor.reading.exif,
+            "image_conversion": predictor.reading.conversion,
+            "formats": list(WEB_FORMATS),
+        },
+        "defaults": {
+            "top_k": triplets.top_k,
+            "threshold": triplets.threshold,
+            "graph_constraint": triplets.graph_constraint,
+            "dedup_iou": triplets.dedup_iou,
+            "object_threshold": triplets.object_threshold,
+            "object_score": predictor.default_selection.postprocess.object_score,
+        },
+        "limits": limits.public(),
+    }
