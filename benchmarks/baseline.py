@@ -7,9 +7,10 @@ The older commit is checked out into a temporary `git worktree` (removed afterwa
 there in a subprocess; this tree's code runs the same script (`time_forward.py`) in its own subprocess.
 Both load the same random weights and the same random input, so besides speed the table shows the largest
 absolute difference of the raw outputs (class logits, boxes, relation and connectivity logits, attention
-queries) from the old commit's fp32 outputs. Rows: the old commit (fp32 eager), this tree in every
-`--precision`, and with `--compile` this tree's fp32 under torch.compile. Peak memory is the whole process
-(VmHWM), one process per row.
+queries) from the old commit's fp32 outputs. Rows: the old commit (fp32 eager), this tree's fp32 with the
+C library's default heap behaviour, this tree in every `--precision` with freed memory kept for reuse (as
+the `egtr` command runs; `egtr.memory`), and with `--compile` this tree's fp32 under torch.compile.
+Peak memory is the whole process (VmHWM), one process per row.
 
 Reuse (e.g. a backends benchmark): `checkout(ref)` gives the old commit's `src` directory,
 `write_model_and_input(folder, preset, height, width)` the shared weights/input files, and
@@ -72,6 +73,7 @@ def time_forward(
     outputs: Path | None = None,
     precision: str = "fp32",
     compile: bool = False,
+    keep_freed_memory: bool = False,
     warmup: int = 1,
     repeats: int = 3,
     threads: int | None = None,
@@ -81,6 +83,7 @@ def time_forward(
     command += ["--precision", precision, "--warmup", str(warmup), "--repeats", str(repeats)]
     command += ["--outputs", str(outputs)] if outputs else []
     command += ["--compile"] if compile else []
+    command += ["--keep-freed-memory"] if keep_freed_memory else []
     command += ["--threads", str(threads)] if threads else []
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(command, env=environment, capture_output=True, text=True)
@@ -116,13 +119,15 @@ def main() -> None:
         for height, width in args.size or [(600, 1000), (800, 1333)]:
             weights, inputs = write_model_and_input(folder, args.preset, height, width)
             reference = folder / "reference.pt"
-            variants = [(f"egtr {args.ref} fp32 eager", old_src, "fp32", False)]
-            variants += [(f"this tree {p} eager", REPO / "src", p, False) for p in args.precision]
+            new = REPO / "src"
+            variants = [(f"egtr {args.ref} fp32 eager", old_src, "fp32", False, False)]
+            variants.append(("this tree fp32 eager, default malloc", new, "fp32", False, False))
+            variants += [(f"this tree {p} eager", new, p, False, True) for p in args.precision]
             if args.compile:
-                variants.append(("this tree fp32 torch.compile", REPO / "src", "fp32", True))
-            for name, src, precision, compiled in variants:
+                variants.append(("this tree fp32 torch.compile", new, "fp32", True, True))
+            for name, src, precision, compiled, keep in variants:
                 outputs = folder / "outputs.pt"
-                row = time_forward(src, weights, inputs, outputs, precision, compiled, **timing)
+                row = time_forward(src, weights, inputs, outputs, precision, compiled, keep, **timing)
                 if src == old_src:
                     outputs.replace(reference)
                     baseline = row

@@ -44,9 +44,18 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="egtr.memory.keep_freed_memory() first, as the egtr command does (versions that have it)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.keep_freed_memory:
+        from egtr.memory import keep_freed_memory
+
+        keep_freed_memory()
 
     from egtr.config import EGTRConfig
     from egtr.models.egtr import EGTR

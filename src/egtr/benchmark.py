@@ -13,7 +13,6 @@ the chosen precision (bf16/fp16 autocast as Lightning's `*-mixed` precisions; no
 
 from __future__ import annotations
 
-import ctypes
 import statistics
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from egtr.memory import keep_freed_memory, release_freed_memory
 from egtr.models.egtr import EGTR
 from egtr.precision import autocast, check_precision, precision_note
 
@@ -92,7 +92,8 @@ def _status_kb(field: str) -> int:
 
 
 def peak_memory_mb(run: Callable[[], object], device: torch.device) -> float:
-    """Peak memory added while `run()` executes: CUDA allocator peak, or peak RSS growth on CPU (Linux)."""
+    """Peak memory added while `run()` executes: CUDA allocator peak, or peak RSS growth on CPU (Linux;
+    measured with freed memory released at once, and left in `keep_freed_memory` mode afterwards)."""
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -101,18 +102,14 @@ def peak_memory_mb(run: Callable[[], object], device: torch.device) -> float:
         run()
         torch.cuda.synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - baseline) / 2**20
-    # make freed tensors leave the process at once, so RSS follows live memory: return cached heap memory
-    # and serve every allocation above 64 KiB by mmap (glibc; a no-op elsewhere)
+    release_freed_memory()  # RSS follows the live tensors while measuring
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim(0)
-        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
-    except OSError:
-        pass
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (VmHWM) to the current RSS
-    baseline = _status_kb("VmRSS")
-    run()
-    return (_status_kb("VmHWM") - baseline) / 1024
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (VmHWM) to the current RSS
+        baseline = _status_kb("VmRSS")
+        run()
+        return (_status_kb("VmHWM") - baseline) / 1024
+    finally:
+        keep_freed_memory()
 
 
 def peak_process_memory_mb(device: torch.device) -> float:

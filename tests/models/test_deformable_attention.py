@@ -183,3 +183,18 @@ def test_sampling_stays_float32_under_bfloat16_autocast():
         expected = reference_attention_forward(module, query, memory, None, reference_points, shapes)
     assert got.dtype == torch.bfloat16 and torch.isfinite(got).all()
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_export_formulation_gives_the_same_numbers(monkeypatch):
+    """During an ONNX export the sampling is one grid_sample per level (ONNX GridSample); same outputs."""
+    shapes = [(4, 6), (2, 3), (1, 1)]
+    module = random_module()
+    query, memory = torch.randn(2, 5, 8), torch.randn(2, 31, 8)
+    mask = torch.ones(2, 31, dtype=torch.bool)
+    mask[1, 20:] = False
+    reference_points = torch.rand(2, 5, 3, 2)
+    with torch.no_grad():
+        eager = module(query, memory, mask, reference_points, shapes)
+        monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+        exported = module(query, memory, mask, reference_points, shapes)
+    torch.testing.assert_close(exported, eager, rtol=1e-5, atol=1e-5)

@@ -7,7 +7,8 @@ reference CUDA kernel). Instead of one `grid_sample` per level followed by a wei
 neighbours of every point of every level becomes a (table row, weight) pair, weight = bilinear weight x
 attention weight (0 for a pixel outside its map), and `embedding_bag(mode="sum")` gathers and sums them:
 one call per neighbour covers all levels, heads and points, reads the values in place (no per-level
-copies) and builds no [.., P, Dh] sampled tensor. It always runs in float32 (also under autocast)."""
+copies) and builds no [.., P, Dh] sampled tensor. ONNX exports use per-level GridSample instead (see
+`sample_and_sum`). It always runs in float32 (also under autocast)."""
 
 from __future__ import annotations
 
@@ -60,9 +61,21 @@ def sample_and_sum(
     Returns:
         [B, Q, H * Dh].
 
-    Each of the four neighbours (below/above in y) x (below/above in x) is one `embedding_bag` over the
-    L*P points of every (b, q, h): table = value as [B*S*H, Dh], row (b*S + s)*H + h.
+    Eager PyTorch gathers with `embedding_bag`; an ONNX export, whose runtimes run a per-row gather loop
+    thousands of times slower, gets one GridSample per level instead (same numbers up to rounding).
     """
+    positions = positions.nan_to_num(nan=-1.0)  # a NaN point lands between pixel -1 and 0 with weight 0
+    if torch.onnx.is_in_onnx_export():
+        return _grid_sample_and_sum(value, spatial_shapes, positions, attention_weights)
+    return _gather_and_sum(value, spatial_shapes, positions, attention_weights)
+
+
+def _gather_and_sum(
+    value: Tensor, spatial_shapes: list[tuple[int, int]], positions: Tensor, attention_weights: Tensor
+) -> Tensor:
+    """`sample_and_sum` by gathering: each of the four neighbours (below/above in y) x (below/above in x) is
+    one `embedding_bag` over the L*P points of every (b, q, h); table = value as [B*S*H, Dh], row
+    (b*S + s)*H + h."""
     batch, total, heads, head_dim = value.shape
     queries, points = positions.shape[1], positions.shape[4]
     device = positions.device
@@ -73,7 +86,6 @@ def sample_and_sum(
     widths = per_point([w for _, w in spatial_shapes])
     heights = per_point([h for h, _ in spatial_shapes])
     level_starts = per_point([0, *itertools.accumulate(h * w for h, w in spatial_shapes[:-1])])
-    positions = positions.nan_to_num(nan=-1.0)  # a NaN point lands between pixel -1 and 0 with weight 0
     x_neighbours = neighbours(positions[..., 0], widths)
     y_neighbours = neighbours(positions[..., 1], heights)
     head_rows = (
@@ -91,9 +103,34 @@ def sample_and_sum(
                 table,
                 per_sample_weights=(y_weight * x_weight).view(batch * queries * heads, -1),
                 mode="sum",
-            )  # [B * Q * H, Dh]
-            output = corner if output is None else output + corner
+            )  # [B * Q * H, Dh], a fresh tensor: accumulate in place
+            output = corner if output is None else output.add_(corner)
     return output.view(batch, queries, heads * head_dim)
+
+
+def _grid_sample_and_sum(
+    value: Tensor, spatial_shapes: list[tuple[int, int]], positions: Tensor, attention_weights: Tensor
+) -> Tensor:
+    """`sample_and_sum` with one `grid_sample` (bilinear, zeros outside, align_corners=False) per level:
+    pixel-index x maps to the grid coordinate (2x + 1) / w - 1."""
+    batch, _, heads, head_dim = value.shape
+    queries, points = positions.shape[1], positions.shape[4]
+    output = None
+    start = 0
+    for level, (height, width) in enumerate(spatial_shapes):
+        level_value = value[:, start : start + height * width]  # [B, h*w, H, Dh]
+        start += height * width
+        level_value = level_value.permute(0, 2, 3, 1).reshape(batch * heads, head_dim, height, width)
+        size = torch.tensor([width, height], dtype=positions.dtype, device=positions.device)
+        grid = (2 * positions[:, :, :, level] + 1) / size - 1  # [B, Q, H, P, 2]
+        grid = grid.transpose(1, 2).reshape(batch * heads, queries, points, 2)
+        sampled = F.grid_sample(
+            level_value, grid, "bilinear", "zeros", align_corners=False
+        )  # [B*H, Dh, Q, P]
+        weights = attention_weights[:, :, :, level].transpose(1, 2).reshape(batch * heads, 1, queries, points)
+        level_sum = (sampled * weights).sum(-1)  # [B*H, Dh, Q]
+        output = level_sum if output is None else output + level_sum
+    return output.view(batch, heads * head_dim, queries).transpose(1, 2)
 
 
 def multi_scale_deformable_attention(

@@ -19,7 +19,7 @@ from egtr.models.transformer import DeformableDecoder, DeformableEncoder
 
 def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
     """log(x / (1 - x)) for x taken into [0, 1], with x and 1 - x each kept >= eps (so finite at 0 and 1)."""
-    return x.clamp(eps, 1).log() - (1 - x).clamp(eps, 1).log()
+    return x.clamp(eps, 1.0).log() - (1 - x).clamp(eps, 1.0).log()
 
 
 def resize_mask(pixel_mask: Tensor, size: tuple[int, int]) -> Tensor:
