@@ -74,6 +74,12 @@ def test_cli_reports_precision_and_notes_emulation(tiny_config, capsys, monkeypa
     assert "threads" in report["machine"]
 
 
+def test_command_line_precisions_are_egtr_precision():
+    from egtr.cli.benchmark import PRECISIONS
+
+    assert PRECISIONS == precision.PRECISIONS
+
+
 def test_cli_compile_wires_torch_compile(tiny_config, capsys, monkeypatch):
     compiled = []
 

@@ -8,7 +8,8 @@ import sys
 
 from egtr.cli.errors import CommandError
 from egtr.cli.model_options import add_model_arguments, model_from_args
-from egtr.precision import PRECISIONS
+
+PRECISIONS = ("fp32", "bf16", "fp16")  # egtr.precision.PRECISIONS, without importing torch for --help
 
 
 def add_parser(subparsers, parents) -> None:

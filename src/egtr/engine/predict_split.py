@@ -13,6 +13,7 @@ from egtr.data.record import SceneGraphRecord
 from egtr.data.transforms import eval_transform
 from egtr.inference.postprocess import PostprocessOptions, postprocess
 from egtr.models.egtr import EGTR
+from egtr.precision import autocast
 
 
 def predict_records(
@@ -24,9 +25,11 @@ def predict_records(
     batch_size: int = 1,
     device: str | torch.device = "cpu",
     num_workers: int = 2,
+    precision: str = "fp32",
 ) -> Iterator[tuple[str, dict]]:
     """Yield (image_id, prediction dict of numpy arrays) per readable image, in order; unreadable images
-    are skipped with a warning (the evaluation then counts them as images without prediction)."""
+    are skipped with a warning (the evaluation then counts them as images without prediction). The model
+    runs under `egtr.precision.autocast(device, precision)`, post-processing in fp32."""
     loader = DataLoader(
         SceneGraphDataset(records, eval_transform(size, max_size)),
         batch_size=batch_size,
@@ -38,7 +41,8 @@ def predict_records(
         if not batch["targets"]:
             continue
         with torch.inference_mode():
-            outputs = model(batch["pixel_values"].to(device), batch["pixel_mask"].to(device))
+            with autocast(device, precision):
+                outputs = model(batch["pixel_values"].to(device), batch["pixel_mask"].to(device))
             sizes = torch.stack([target["orig_size"] for target in batch["targets"]])
             predictions = postprocess(outputs, sizes, options)
         for target, prediction in zip(batch["targets"], predictions):
