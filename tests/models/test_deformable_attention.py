@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from egtr.models import deformable_attention
 from egtr.models.deformable_attention import MultiScaleDeformableAttention, multi_scale_deformable_attention
 from tests.models.reference_deformable_attention import (
     grid_sample_deformable_attention,
@@ -198,3 +199,17 @@ def test_onnx_export_formulation_gives_the_same_numbers(monkeypatch):
         monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
         exported = module(query, memory, mask, reference_points, shapes)
     torch.testing.assert_close(exported, eager, rtol=1e-5, atol=1e-5)
+
+
+def test_query_chunks_give_the_same_numbers(monkeypatch):
+    """Queries are gathered in chunks of about CHUNK_POINTS points; a chunk boundary changes nothing."""
+    shapes = [(6, 4), (3, 2), (1, 1)]
+    value, locations, weights = random_problem(shapes, batch=2, queries=7, spread=2.0)
+    whole = multi_scale_deformable_attention(value, shapes, locations, weights)
+    monkeypatch.setattr(
+        deformable_attention, "CHUNK_POINTS", 3 * 2 * 2 * 3 * 3
+    )  # 3 queries (B=2, H=2, L=P=3)
+    chunked = multi_scale_deformable_attention(value, shapes, locations, weights)
+    torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=1e-7)
+    expected = grid_sample_deformable_attention(value, shapes, locations, weights)
+    torch.testing.assert_close(chunked, expected, rtol=1e-5, atol=1e-5)
