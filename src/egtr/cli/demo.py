@@ -16,7 +16,7 @@ EGTR_STEPS = 500
 # an easy world for a ten-minute CPU run: larger shapes (1/5 to 0.45 of the side), at most 5 per image
 OBJECT_SIZE = (0.2, 0.45)
 MAX_OBJECTS = 5
-VALIDATIONS_PER_PHASE = 4
+VALIDATIONS_PER_PHASE = 2
 DRAWN_IMAGES = 6
 
 
@@ -81,7 +81,10 @@ def phase_overrides(args: argparse.Namespace) -> dict[str, dict]:
                 "val_check_interval": 100,
             }
         else:
-            overrides[phase] = {"max_steps": steps, "val_check_interval": max(1, steps // 5)}
+            overrides[phase] = {
+                "max_steps": steps,
+                "val_check_interval": max(1, steps // VALIDATIONS_PER_PHASE),
+            }
     return overrides
 
 
