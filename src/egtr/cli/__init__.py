@@ -31,8 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from egtr.memory import keep_freed_memory
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()  # fewer page faults in every command that runs a model
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ EGTR_STEPS = 500
 # an easy world for a ten-minute CPU run: larger shapes (1/5 to 0.45 of the side), at most 5 per image
 OBJECT_SIZE = (0.2, 0.45)
 MAX_OBJECTS = 5
-VALIDATIONS_PER_PHASE = 4
+VALIDATIONS_PER_PHASE = 2
 DRAWN_IMAGES = 6
 
 
@@ -81,12 +81,43 @@ def phase_overrides(args: argparse.Namespace) -> dict[str, dict]:
                 "val_check_interval": 100,
             }
         else:
-            overrides[phase] = {"max_steps": steps, "val_check_interval": max(1, steps // 5)}
+            overrides[phase] = {
+                "max_steps": steps,
+                "val_check_interval": max(1, steps // VALIDATIONS_PER_PHASE),
+            }
     return overrides
 
 
-def run(args: argparse.Namespace) -> int:
+def recipe_overrides(args: argparse.Namespace, data: Path) -> dict:
+    """Settings of both phases, on top of the `synthetic` presets, for the world written to `data`."""
+    return {
+        "data": str(data),
+        "seed": args.seed,
+        "accelerator": args.device,
+        "batch_size": args.batch_size,
+        "num_workers": args.workers,
+        "eval_size": args.size,
+        "eval_max_size": 2 * args.size,
+        "train_scales": [round(args.size * f) for f in (0.9, 1.0, 1.1)],
+        "train_max_size": 2 * args.size,
+    }
+
+
+def write_world(args: argparse.Namespace, data: Path) -> None:
+    """The demo's synthetic world (easy: large shapes, few per image) as a dataset directory."""
     from egtr.data.synthetic.export import write_synthetic_dataset
+
+    write_synthetic_dataset(
+        data,
+        args.images,
+        seed=args.seed,
+        image_size=(args.size, args.size),
+        object_size=OBJECT_SIZE,
+        max_objects=MAX_OBJECTS,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     from egtr.engine.run import run_recipe
 
     if args.images < 30:
@@ -98,27 +129,13 @@ def run(args: argparse.Namespace) -> int:
     data = out / "data"
     if not (data / "rel.json").is_file():
         print(f"generating {args.images} synthetic images ({args.size}x{args.size}) into {data}")
-        write_synthetic_dataset(
-            data,
-            args.images,
-            seed=args.seed,
-            image_size=(args.size, args.size),
-            object_size=OBJECT_SIZE,
-            max_objects=MAX_OBJECTS,
-        )
-    overrides = {
-        "data": str(data),
-        "seed": args.seed,
-        "accelerator": args.device,
-        "batch_size": args.batch_size,
-        "num_workers": args.workers,
-        "eval_size": args.size,
-        "eval_max_size": 2 * args.size,
-        "train_scales": [round(args.size * f) for f in (0.9, 1.0, 1.1)],
-        "train_max_size": 2 * args.size,
-    }
+        write_world(args, data)
     results = run_recipe(
-        "synthetic", ["detector", "egtr"], str(out / "train"), overrides, phase_overrides(args)
+        "synthetic",
+        ["detector", "egtr"],
+        str(out / "train"),
+        recipe_overrides(args, data),
+        phase_overrides(args),
     )
     final = results[-1]
     report = out / "report"

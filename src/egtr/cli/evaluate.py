@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from egtr.cli.benchmark import PRECISIONS
 from egtr.cli.errors import CommandError
 from egtr.cli.inference_options import add_inference_arguments
 
@@ -43,6 +44,13 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     model.add_argument("--workers", type=int, default=2, help="data loader workers (default: 2)")
     add_inference_arguments(model)
+    model.add_argument(
+        "--precision",
+        default="fp32",
+        choices=PRECISIONS,
+        help="fp32, or bf16/fp16 autocast for the model (a CPU without native support emulates them slowly; "
+        "a note says so) (default: fp32)",
+    )
     model.add_argument(
         "--save-predictions",
         metavar="FILE",
@@ -175,6 +183,7 @@ def _evaluate_checkpoint(split, args: argparse.Namespace) -> int:
     from egtr.engine.predict_split import predict_records
     from egtr.evaluation import write_predictions
     from egtr.inference.postprocess import PostprocessOptions
+    from egtr.precision import precision_note
 
     model = load_model(args.checkpoint)
     apply_logit_adjustment(model, args)
@@ -185,6 +194,10 @@ def _evaluate_checkpoint(split, args: argparse.Namespace) -> int:
             f"{split.num_predicates}"
         )
     protocol = args.protocol if args.protocol != "auto" else ("oi" if split.layout == "open-images" else "vg")
+    device = resolve_device(args.device)
+    note = precision_note(device, args.precision)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     predictions = list(
         predict_records(
             model,
@@ -193,9 +206,10 @@ def _evaluate_checkpoint(split, args: argparse.Namespace) -> int:
             args.size,
             args.max_size,
             args.batch_size,
-            resolve_device(args.device),
+            device,
             args.workers,
             image_reading(args),
+            args.precision,
         )
     )
     if args.save_predictions:
@@ -204,6 +218,7 @@ def _evaluate_checkpoint(split, args: argparse.Namespace) -> int:
         "checkpoint": str(args.checkpoint),
         "size": [args.size, args.max_size],
         **inference_settings(model, args),
+        "precision": args.precision,
     }
     return evaluate_predictions(split, predictions, args, settings, from_model=True)
 

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 
 from egtr.config import EGTRConfig
-from egtr.engine.optim import parameter_groups
+from egtr.engine.optim import adamw, parameter_groups
 from egtr.engine.predict_split import to_numpy
 from egtr.engine.settings import DETECTOR_PHASES, TrainSettings
 from egtr.inference.postprocess import PostprocessOptions, postprocess
@@ -92,7 +92,7 @@ class EGTRModule(L.LightningModule):
         trained = self.model.detector if self.detector_only else self.model
         initialized = () if self.detector_only else INITIALIZED_PREFIXES
         groups = parameter_groups(trained, s.lr, s.lr_backbone, s.lr_initialized, initialized)
-        return torch.optim.AdamW(groups, weight_decay=s.weight_decay)
+        return adamw(groups, s.weight_decay, loss_scaling=str(s.precision).startswith("16"))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["egtr_config"] = self.config.to_dict()

@@ -14,6 +14,7 @@ from egtr.data.transforms import eval_transform
 from egtr.inference.images import ImageReading
 from egtr.inference.postprocess import PostprocessOptions, postprocess
 from egtr.models.egtr import EGTR
+from egtr.precision import autocast
 
 
 def predict_records(
@@ -26,10 +27,12 @@ def predict_records(
     device: str | torch.device = "cpu",
     num_workers: int = 2,
     reading: ImageReading | None = None,
+    precision: str = "fp32",
 ) -> Iterator[tuple[str, dict]]:
     """Yield (image_id, prediction dict of numpy arrays) per readable image, in order; unreadable images
     are skipped with a warning (the evaluation then counts them, `count_unreadable`). `reading`: how
-    pixels are read (default: as the official loader)."""
+    pixels are read (default: as the official loader). The model runs under
+    `egtr.precision.autocast(device, precision)`, post-processing in fp32."""
     loader = DataLoader(
         SceneGraphDataset(records, eval_transform(size, max_size), reading=reading),
         batch_size=batch_size,
@@ -41,7 +44,8 @@ def predict_records(
         if not batch["targets"]:
             continue
         with torch.inference_mode():
-            outputs = model(batch["pixel_values"].to(device), batch["pixel_mask"].to(device))
+            with autocast(device, precision):
+                outputs = model(batch["pixel_values"].to(device), batch["pixel_mask"].to(device))
             sizes = torch.stack([target["orig_size"] for target in batch["targets"]])
             predictions = postprocess(outputs, sizes, options)
         for target, prediction in zip(batch["targets"], predictions):
