@@ -11,9 +11,9 @@ from egtr import SceneGraphPredictor
 from egtr.boxes import cxcywh_to_xyxy
 from egtr.checkpoints import load_model, save_model
 from egtr.data.transforms import eval_transform
+from egtr.inference.backend import resolve_device
 from egtr.inference.images import ImageReadError, load_rgb
 from egtr.inference.names import packaged_visual_genome_names
-from egtr.inference.predictor import resolve_device
 
 from .conftest import FAST, random_pixels, small_model, write_rgb
 from .official_reference import official_candidates

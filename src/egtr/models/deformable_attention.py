@@ -46,6 +46,16 @@ def multi_scale_deformable_attention(
     return output.view(batch, heads * head_dim, queries).transpose(1, 2)
 
 
+def level_sizes(spatial_shapes: list[tuple[int, int]], device: torch.device) -> Tensor:
+    """[L, 2] float32 (w_l, h_l) of every level.
+
+    Built with `torch.as_tensor`/`torch.stack` rather than `torch.tensor` so that a traced export (where the
+    sizes are traced 0-dim tensors) keeps them computed from the input size instead of baking them in.
+    """
+    sizes = [torch.stack((torch.as_tensor(w), torch.as_tensor(h))) for h, w in spatial_shapes]
+    return torch.stack(sizes).to(device=device, dtype=torch.float32)
+
+
 class MultiScaleDeformableAttention(nn.Module):
     """Deformable attention over L feature levels, H heads, P sampling points per head and level."""
 
@@ -105,9 +115,7 @@ class MultiScaleDeformableAttention(nn.Module):
             batch, queries, self.n_heads, self.n_levels * self.n_points
         )
         weights = weights.softmax(-1).view(batch, queries, self.n_heads, self.n_levels, self.n_points)
-        normalizer = torch.tensor(
-            [(w, h) for h, w in spatial_shapes], dtype=torch.float32, device=query.device
-        )
+        normalizer = level_sizes(spatial_shapes, query.device)
         with torch.autocast(device_type=query.device.type, enabled=False):
             locations = reference_points.float()[:, :, None, :, None, :] + (
                 offsets.float() / normalizer[None, None, None, :, None, :]

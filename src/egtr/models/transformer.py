@@ -38,8 +38,8 @@ def encoder_reference_points(spatial_shapes: list[tuple[int, int]], valid_ratios
     points = []
     for level, (height, width) in enumerate(spatial_shapes):
         ref_y, ref_x = torch.meshgrid(
-            torch.linspace(0.5, height - 0.5, height, dtype=torch.float32, device=valid_ratios.device),
-            torch.linspace(0.5, width - 0.5, width, dtype=torch.float32, device=valid_ratios.device),
+            torch.arange(height, dtype=torch.float32, device=valid_ratios.device) + 0.5,
+            torch.arange(width, dtype=torch.float32, device=valid_ratios.device) + 0.5,
             indexing="ij",
         )
         ref_y = ref_y.reshape(-1)[None] / (valid_ratios[:, None, level, 1] * height)

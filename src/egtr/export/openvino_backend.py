@@ -1,0 +1,68 @@
+"""The OpenVINO backend: an exported `model.xml` (or `model.onnx`) compiled for the CPU.
+
+Precision is OpenVINO's inference precision hint, always set explicitly: fp32 (exact; without the hint
+OpenVINO computes in bf16 on CPUs that have it), or bf16 / fp16 where the CPU computes them natively
+(OpenVINO's CPU capabilities BF16 / FP16). Asking for a precision the CPU lacks is an error, not a silent
+fallback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import Tensor
+
+from egtr.export.exported import ExportedModel
+from egtr.export.layout import model_file
+from egtr.export.metadata import KEYS, ExportMetadata
+from egtr.export.openvino_export import read_rt_metadata
+from egtr.inference.backend import RawOutputs
+
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+CAPABILITIES = {"fp32": "FP32", "bf16": "BF16", "fp16": "FP16"}
+DEVICE = "CPU"
+
+
+def supported_precisions() -> list[str]:
+    """The precisions OpenVINO's CPU plugin computes natively on this machine."""
+    import openvino as ov
+
+    capabilities = set(ov.Core().get_property(DEVICE, "OPTIMIZATION_CAPABILITIES"))
+    return [precision for precision, flag in CAPABILITIES.items() if flag in capabilities]
+
+
+class OpenVinoBackend(ExportedModel):
+    """Compiles `path` (an export folder, its model.xml, or a model.onnx) for OpenVINO's CPU device;
+    `threads` = inference threads (default: OpenVINO's choice)."""
+
+    name = "openvino"
+
+    def __init__(self, path: str | Path, precision: str = "fp32", threads: int | None = None) -> None:
+        import openvino as ov
+
+        if precision not in PRECISION_HINTS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISION_HINTS)}, got {precision!r}")
+        supported = supported_precisions()
+        if precision not in supported:
+            raise ValueError(
+                f"this CPU has no native {precision} for OpenVINO (it computes {', '.join(supported)}); "
+                "use --precision fp32"
+            )
+        file = model_file(path, self.name)
+        core = ov.Core()
+        try:
+            model = core.read_model(file)
+        except RuntimeError as error:
+            raise ValueError(f"{file}: OpenVINO cannot read it ({error})") from error
+        metadata = ExportMetadata.from_strings(read_rt_metadata(model, KEYS), str(file))
+        config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = core.compile_model(model, DEVICE, config)
+        super().__init__(file, metadata, precision)
+
+    def run(self, pixel_values: Tensor, pixel_mask: Tensor) -> RawOutputs:
+        inputs = self.inputs(pixel_values, pixel_mask)
+        results = self.compiled(inputs)
+        arrays = {output.get_any_name(): results[output] for output in self.compiled.outputs}
+        return self.raw_outputs(arrays, len(inputs["pixel_values"]))
