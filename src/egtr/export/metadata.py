@@ -137,8 +137,11 @@ class _Reader:
                 "egtr.format_version",
                 f"version {version}; this egtr reads version {FORMAT_VERSION} (re-export the model)",
             )
+        values = self.json("egtr.config")
+        if not isinstance(values, dict):
+            raise self.fail("egtr.config", "expected a JSON object")
         try:
-            config = EGTRConfig.from_json(self.text("egtr.config"))
+            config = EGTRConfig.from_dict(values)
         except (ValueError, TypeError) as error:
             raise self.fail("egtr.config", str(error)) from error
         outputs = self.json("egtr.outputs")

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from egtr.export.exported import ExportedModel
 from egtr.export.layout import model_file
-from egtr.export.metadata import KEYS, ExportMetadata
+from egtr.export.metadata import KEYS, OUTPUT_NAMES, ExportMetadata
 from egtr.export.openvino_export import read_rt_metadata
 from egtr.inference.backend import RawOutputs
 
@@ -64,5 +64,9 @@ class OpenVinoBackend(ExportedModel):
     def run(self, pixel_values: Tensor, pixel_mask: Tensor) -> RawOutputs:
         inputs = self.inputs(pixel_values, pixel_mask)
         results = self.compiled(inputs)
-        arrays = {output.get_any_name(): results[output] for output in self.compiled.outputs}
+        arrays = {  # a tensor may carry several names; the graph's output name is one of them
+            name: results[output]
+            for output in self.compiled.outputs
+            for name in output.get_names() & set(OUTPUT_NAMES)
+        }
         return self.raw_outputs(arrays, len(inputs["pixel_values"]))
