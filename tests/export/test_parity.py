@@ -127,3 +127,17 @@ def test_exports_run_on_the_cpu_only_and_do_not_explain(small_export, small_back
         small_export.backend("onnxruntime", device="cuda")
     with pytest.raises(ValueError, match="explanations need"):
         SceneGraphPredictor(small_backends["onnxruntime"], explain_rank=1)
+
+
+def test_openvino_compiles_per_shape_then_once_for_all_shapes(small_export):
+    from egtr.export.openvino_backend import OpenVinoBackend
+
+    backend = OpenVinoBackend(small_export.folder, threads=1, static_shapes=2)
+    shapes = []
+    for batch in ([(32, 40)], [(32, 40)], [(40, 40)] * 2, [(16, 64)], [(32, 40)]):
+        pixels, mask = padded_batch(batch, seed=len(shapes))
+        reference = TorchBackend(small_export.model, "cpu").run(pixels, mask)
+        assert_raw_outputs_match(reference, backend.run(pixels, mask))
+        shapes.append(backend.shape)
+    assert backend.static_compilations == 2
+    assert shapes == [(1, 32, 40), (1, 32, 40), (2, 40, 40), None, None]  # None: compiled for any shape

@@ -19,11 +19,11 @@ from .test_parity import padded_batch
 def test_visual_genome_preset_exports_match_pytorch(tmp_path):
     model = model_with_statistics(EGTRConfig.visual_genome())
     export_model(model, tmp_path, ["onnx", "openvino"])
-    pixels, mask = padded_batch([(320, 480), (256, 416)])
+    pixels, mask = padded_batch([(256, 384), (192, 320)])
     reference = TorchBackend(model, "cpu").run(pixels, mask)
     rng = np.random.default_rng(0)
-    photo = Image.fromarray(rng.integers(0, 256, size=(300, 400, 3), dtype=np.uint8))
-    options = {"size": 320, "max_size": 480}
+    photo = Image.fromarray(rng.integers(0, 256, size=(240, 320, 3), dtype=np.uint8))
+    options = {"size": 256, "max_size": 384}  # the photo becomes 256 x 341
     expected = SceneGraphPredictor(model, **options).predict(photo)
     assert len(expected.triplets) == 100
     for runtime in ("onnxruntime", "openvino"):

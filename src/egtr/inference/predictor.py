@@ -68,7 +68,7 @@ class SceneGraphPredictor:
         *,
         names: str | Path | dict | None = None,
         device: str | torch.device | None = None,
-        precision: str = "fp32",
+        precision: str | None = None,
         size: int = EVAL_SIZE,
         max_size: int | None = EVAL_MAX_SIZE,
         batch_size: int = 1,
@@ -87,11 +87,11 @@ class SceneGraphPredictor:
         """
         model: an `egtr.EGTR` (put in eval mode and moved to `device`, run by PyTorch in `precision`), or a
             `Backend` (egtr.inference.backend; e.g. an exported model from egtr.export), which brings its own
-            device and precision (then `device` must be None and `precision` "fp32").
+            device and precision (then `device` and `precision` must be None). Kept as `self.backend`.
         names: class/predicate names: a JSON file, a dataset directory or a dict (see egtr.inference.names);
             default: the model's own names, the packaged Visual Genome lists for 150/50 models, placeholders.
         device: "auto"/None (CUDA if available), "cpu", "cuda", "cuda:1", ...
-        precision: "fp32" (exact), "bf16" or "fp16" autocast (egtr.precision).
+        precision: "fp32" (default, exact), "bf16" or "fp16" autocast (egtr.precision).
         size, max_size: shorter side and longest-side cap of the resized image (official evaluation:
             800/1333; the official FPS protocol: 600/1000).
         batch_size: images per forward pass. Only images of the same (resized) size share a batch, so every
@@ -116,9 +116,9 @@ class SceneGraphPredictor:
         if explain_rank is not None and explain_rank < 1:
             raise ValueError(f"explain_rank is 1-based, got {explain_rank}")
         if isinstance(model, torch.nn.Module):
-            self.backend: Backend = TorchBackend(model, device, precision)
+            self.backend: Backend = TorchBackend(model, device, precision or "fp32")
         elif isinstance(model, Backend):
-            if device is not None or precision != "fp32":
+            if device is not None or precision is not None:
                 raise ValueError(f"a {model.name} backend brings its own device and precision")
             self.backend = model
         else:
