@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from egtr.models.backbone import FrozenBatchNorm2d, ResNet, load_backbone_weights
+from tests.numerics import assert_close_to_scale
 
 
 def torchvision_like_state_dict(resnet: ResNet) -> dict:
@@ -78,3 +79,70 @@ def test_frozen_batchnorm_formula():
         1, 2, 1, 1
     )
     torch.testing.assert_close(norm(x), expected)
+
+
+def randomize_norms(resnet: ResNet, seed: int = 0) -> None:
+    """Norm statistics and affine parameters of a trained-looking network (scale about 1)."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in resnet.modules():
+        if isinstance(module, (FrozenBatchNorm2d, torch.nn.BatchNorm2d)):
+            shape = module.weight.shape
+            with torch.no_grad():
+                module.weight.copy_(1 + 0.2 * torch.randn(shape, generator=generator))
+                module.bias.copy_(0.2 * torch.randn(shape, generator=generator))
+                module.running_mean.copy_(0.2 * torch.randn(shape, generator=generator))
+                module.running_var.copy_(torch.rand(shape, generator=generator) + 0.5)
+
+
+def unfused_forward(resnet: ResNet, x: torch.Tensor) -> list[torch.Tensor]:
+    """egtr 0.1's ResNet forward: every norm a separate module call after its convolution."""
+
+    def block(b, x):
+        identity = x if b.downsample is None else b.downsample(x)
+        out = torch.relu(b.bn1(b.conv1(x)))
+        if hasattr(b, "conv3"):
+            out = torch.relu(b.bn2(b.conv2(out)))
+            return torch.relu(b.bn3(b.conv3(out)) + identity)
+        return torch.relu(b.bn2(b.conv2(out)) + identity)
+
+    x = torch.nn.functional.max_pool2d(torch.relu(resnet.bn1(resnet.conv1(x))), 3, 2, 1)
+    features = []
+    for stage in (resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4):
+        for b in stage:
+            x = block(b, x)
+        features.append(x)
+    return features[1:]
+
+
+@pytest.mark.parametrize(
+    "depth, norm, freeze_downsample, training",
+    [
+        (50, "frozen", False, False),
+        (18, "frozen", True, True),
+        (18, "batch", False, True),
+        (18, "batch", False, False),
+    ],
+)
+def test_folded_norms_equal_the_unfused_forward_with_gradients(depth, norm, freeze_downsample, training):
+    """Frozen norms (and batch norms in eval mode) folded into their convolutions give the same features and
+    the same gradients for every trainable parameter as the norm applied after the convolution."""
+    torch.manual_seed(0)
+    resnet = ResNet(depth, norm, freeze_downsample, frozen_stages=1)
+    randomize_norms(resnet)
+    reference = ResNet(depth, norm, freeze_downsample, frozen_stages=1)
+    reference.load_state_dict(resnet.state_dict())
+    resnet.train(training)
+    reference.train(training)
+    x = torch.randn(2, 3, 48, 48)
+    got, expected = resnet(x), unfused_forward(reference, x)
+    for index, (mine, theirs) in enumerate(zip(got, expected)):
+        assert_close_to_scale(mine, theirs, msg=f"C{index + 3}")
+    sum(f.square().mean() for f in got).backward()
+    sum(f.square().mean() for f in expected).backward()
+    trained = [(n, p) for n, p in resnet.named_parameters() if p.requires_grad]
+    assert trained
+    for name, parameter in trained:
+        assert_close_to_scale(parameter.grad, reference.get_parameter(name).grad, msg=name)
+    if training and norm == "batch":  # batch statistics were used and the running ones updated alike
+        for name, buffer in resnet.named_buffers():
+            torch.testing.assert_close(buffer, reference.get_buffer(name), msg=name)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from egtr.cli.errors import CommandError
 from egtr.cli.model_options import add_model_arguments, model_from_args
+from egtr.precision import PRECISIONS
 
 
 def add_parser(subparsers, parents) -> None:
@@ -15,7 +17,8 @@ def add_parser(subparsers, parents) -> None:
         parents=parents,
         help="latency, images/s and peak memory of a model",
         description="Time the model's forward pass with a fixed protocol (warm-up, median of repeats) on "
-        "random input, and report parameters, latency, images/s, peak memory and the relation head's share.",
+        "random input, and report parameters, latency, images/s, peak memory and the relation head's share; "
+        "optionally also one training step.",
     )
     add_model_arguments(parser)
     parser.add_argument(
@@ -29,14 +32,27 @@ def add_parser(subparsers, parents) -> None:
     parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     parser.add_argument(
-        "--dtype",
-        default="float32",
-        choices=["float32", "float16", "bfloat16"],
-        help="autocast dtype (default: float32)",
+        "--precision",
+        default="fp32",
+        choices=PRECISIONS,
+        help="fp32, or bf16/fp16 autocast; a CPU without native bf16/fp16 emulates them slowly, which the "
+        "output notes (default: fp32)",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="run the forward through torch.compile (default: off)"
     )
     parser.add_argument("--warmup", type=int, default=2, help="untimed passes first (default: 2)")
     parser.add_argument(
         "--repeats", type=int, default=5, help="timed passes; the median is reported (default: 5)"
+    )
+    parser.add_argument(
+        "--training-step",
+        action="store_true",
+        help="also time one training step (forward, loss on random targets, backward, AdamW) at "
+        "--training-batch-size, same size and precision (default: off)",
+    )
+    parser.add_argument(
+        "--training-batch-size", type=int, default=4, help="images per training step (default: 4)"
     )
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON (default: off)")
@@ -56,35 +72,55 @@ def resolve_device(name: str) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from egtr.benchmark import benchmark_model
+    from egtr.benchmark import benchmark_model, benchmark_training_step
+    from egtr.hardware import describe
 
     if args.threads:
         torch.set_num_threads(args.threads)
     height, width = args.size
-    if min(height, width, args.batch_size, args.repeats) < 1:
-        raise CommandError("--size, --batch-size and --repeats must be positive")
+    if min(height, width, args.batch_size, args.repeats, args.training_batch_size) < 1:
+        raise CommandError("--size, --batch-size, --training-batch-size and --repeats must be positive")
+    device = resolve_device(args.device)
+    model = model_from_args(args)
     result = benchmark_model(
-        model_from_args(args),
-        height,
-        width,
-        args.batch_size,
-        resolve_device(args.device),
-        args.dtype,
-        args.warmup,
-        args.repeats,
+        model, height, width, args.batch_size, device, args.precision, args.warmup, args.repeats, args.compile
     )
+    training = None
+    if args.training_step:
+        training = benchmark_training_step(
+            model,
+            height,
+            width,
+            args.training_batch_size,
+            device,
+            args.precision,
+            min(args.warmup, 1),
+            args.repeats,
+        )
+    if result.note:
+        print(f"note: {result.note}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        report = {**result.to_dict(), "machine": describe(device)}
+        if training is not None:
+            report["training_step"] = training.to_dict()
+        print(json.dumps(report, indent=2))
         return 0
+    compiled = ", torch.compile" if result.compiled else ""
+    print(describe(device))
     print(
-        f"device {result.device} ({result.threads} threads), dtype {result.dtype}, "
-        f"batch {result.batch_size}, input {result.height}x{result.width}, "
-        f"median of {result.repeats} after {result.warmup} warm-up"
+        f"device {result.device}, precision {result.precision}{compiled}, batch {result.batch_size}, "
+        f"input {result.height}x{result.width}, median of {result.repeats} after {result.warmup} warm-up"
     )
     print(f"parameters       {result.parameters:,}")
     print(f"latency          {result.latency_ms:.1f} ms")
     print(f"throughput       {result.images_per_second:.2f} images/s")
-    print(f"peak memory      {result.peak_memory_mb:.0f} MB")
+    print(f"peak memory      {result.peak_memory_mb:.0f} MB added by a forward pass")
+    print(f"process peak     {result.peak_process_memory_mb:.0f} MB")
     share = 100 * result.relation_head_share
     print(f"relation head    {result.relation_head_ms:.1f} ms ({share:.1f}% of the forward)")
+    if training is not None:
+        print(
+            f"training step    {training.step_ms:.1f} ms at batch {training.batch_size} "
+            f"({training.peak_memory_mb:.0f} MB added)"
+        )
     return 0

@@ -1,11 +1,20 @@
-"""Multi-scale deformable attention (Zhu et al. 2021) in pure PyTorch (grid_sample, no compiled kernel).
+"""Multi-scale deformable attention (Zhu et al. 2021) in pure PyTorch, without a compiled kernel.
 
-Sampling is bilinear with zero padding and `align_corners=False`, the same arithmetic as the CUDA kernel of
-the reference implementation. It always runs in float32 (also under autocast).
-"""
+Each query reads, per head, P points on each of the L feature levels and sums them with softmax weights.
+A point is read bilinearly from its four neighbouring pixels, with zeros outside the map and pixel centres
+at (i + 0.5) / size (the arithmetic of `grid_sample(align_corners=False, padding_mode="zeros")` and of the
+reference CUDA kernel). Instead of one `grid_sample` per level followed by a weighted sum, each of the four
+neighbours of every point of every level becomes a (table row, weight) pair, weight = bilinear weight x
+attention weight (0 for a pixel outside its map), and `embedding_bag(mode="sum")` gathers and sums them:
+one call per neighbour covers all levels, heads and points, reads the values in place (no per-level
+copies) and builds no [.., P, Dh] sampled tensor. It always runs in float32 (also under autocast).
+
+An ONNX export traces `grid_sample_attention` instead (one `grid_sample` per level: ONNX GridSample),
+the same arithmetic: `embedding_bag` would export as a Loop over every query and head."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -13,22 +22,96 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def multi_scale_deformable_attention(
+def level_sizes(spatial_shapes: list[tuple[int, int]], device: torch.device) -> Tensor:
+    """[L, 2] float32 (w_l, h_l) of every level.
+
+    Built with `torch.as_tensor`/`torch.stack` rather than `torch.tensor` so that a traced export (where the
+    sizes are traced 0-dim tensors) keeps them computed from the input size instead of baking them in.
+    """
+    sizes = [torch.stack((torch.as_tensor(w), torch.as_tensor(h))) for h, w in spatial_shapes]
+    return torch.stack(sizes).to(device=device, dtype=torch.float32)
+
+
+def neighbours(coordinate: Tensor, size: Tensor) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """The two pixels either side of a coordinate along one axis, with their linear-interpolation weights.
+
+    Args:
+        coordinate: [..., L, P] in pixel-index units (pixel i is centred at i), finite.
+        size: [L, P] number of pixels of each level along this axis.
+    Returns:
+        ((index, weight) of the pixel below, (index, weight) of the pixel above), each [..., L, P]; an index
+        outside [0, size) is replaced by an in-map one and its weight is 0.
+    """
+    below = coordinate.floor()
+    above = below + 1
+    fraction = coordinate - below
+    zero = torch.zeros_like(size)
+    below_index = torch.clamp(below, zero, size - 1)
+    above_index = torch.clamp(above, zero, size - 1)
+    return (
+        (below_index, (1 - fraction) * (below_index == below)),
+        (above_index, fraction * (above_index == above)),
+    )
+
+
+def sample_and_sum(
+    value: Tensor, spatial_shapes: list[tuple[int, int]], positions: Tensor, attention_weights: Tensor
+) -> Tensor:
+    """Σ over levels and points of attention weight x bilinear sample of the values (zeros outside a map).
+
+    Args:
+        value: [B, S, H, Dh] per-head values of all levels flattened row-major (S = Σ h_l * w_l).
+        spatial_shapes: (h_l, w_l) of each of the L levels, in the order of `value`.
+        positions: [B, Q, H, L, P, 2] (x, y) in pixel-index units of each level (pixel (i, j) is centred at
+            x = j, y = i). NaN reads nothing.
+        attention_weights: [B, Q, H, L, P].
+    Returns:
+        [B, Q, H * Dh].
+
+    Each of the four neighbours (below/above in y) x (below/above in x) is one `embedding_bag` over the
+    L*P points of every (b, q, h): table = value as [B*S*H, Dh], row (b*S + s)*H + h.
+    """
+    batch, total, heads, head_dim = value.shape
+    queries, points = positions.shape[1], positions.shape[4]
+    device = positions.device
+
+    def per_point(numbers: list[int]) -> Tensor:  # [L, P] float32, contiguous: fast broadcasting
+        return torch.tensor(numbers, dtype=torch.float32, device=device)[:, None].repeat(1, points)
+
+    widths = per_point([w for _, w in spatial_shapes])
+    heights = per_point([h for h, _ in spatial_shapes])
+    level_starts = per_point([0, *itertools.accumulate(h * w for h, w in spatial_shapes[:-1])])
+    positions = positions.nan_to_num(nan=-1.0)  # a NaN point lands between pixel -1 and 0 with weight 0
+    x_neighbours = neighbours(positions[..., 0], widths)
+    y_neighbours = neighbours(positions[..., 1], heights)
+    head_rows = (
+        torch.arange(batch, device=device)[:, None] * (total * heads) + torch.arange(heads, device=device)
+    ).int()[:, None, :, None, None]  # [B, 1, H, 1, 1]
+    table = value.reshape(batch * total * heads, head_dim)
+    columns = [(x_index.int() * heads, x_weight) for x_index, x_weight in x_neighbours]
+    output = None
+    for y_index, y_weight in y_neighbours:
+        row_starts = torch.addcmul(level_starts, y_index, widths).int() * heads + head_rows  # exact in fp32
+        y_weight = y_weight * attention_weights
+        for column, x_weight in columns:
+            corner = F.embedding_bag(
+                (row_starts + column).view(batch * queries * heads, -1),
+                table,
+                per_sample_weights=(y_weight * x_weight).view(batch * queries * heads, -1),
+                mode="sum",
+            )  # [B * Q * H, Dh]
+            output = corner if output is None else output + corner
+    return output.view(batch, queries, heads * head_dim)
+
+
+def grid_sample_attention(
     value: Tensor,
     spatial_shapes: list[tuple[int, int]],
     sampling_locations: Tensor,
     attention_weights: Tensor,
 ) -> Tensor:
-    """Weighted sum of bilinearly sampled values.
-
-    Args:
-        value: [B, S, H, Dh] per-head values of all levels flattened (S = Σ h_l * w_l).
-        spatial_shapes: (h_l, w_l) of each of the L levels, in the order of `value`.
-        sampling_locations: [B, Q, H, L, P, 2] (x, y) in [0, 1] of each level's unpadded-or-padded map.
-        attention_weights: [B, Q, H, L, P], summing to 1 over L*P.
-    Returns:
-        [B, Q, H * Dh].
-    """
+    """value [B,S,H,Dh]; sampling_locations [B,Q,H,L,P,2] (x, y) in [0, 1]; attention_weights [B,Q,H,L,P]
+    -> [B,Q,H*Dh]: one bilinear `grid_sample` (zeros outside, align_corners=False) per level."""
     batch, _, heads, head_dim = value.shape
     queries = sampling_locations.shape[1]
     grids = (2 * sampling_locations - 1).transpose(1, 2).flatten(0, 1)  # [B*H, Q, L, P, 2]
@@ -42,18 +125,29 @@ def multi_scale_deformable_attention(
         sampled = F.grid_sample(
             level_value, grids[:, :, level], mode="bilinear", padding_mode="zeros", align_corners=False
         )  # [B*H, Dh, Q, P]
-        output += (sampled * weights[:, None, :, level]).sum(-1)
+        output = output + (sampled * weights[:, None, :, level]).sum(-1)
     return output.view(batch, heads * head_dim, queries).transpose(1, 2)
 
 
-def level_sizes(spatial_shapes: list[tuple[int, int]], device: torch.device) -> Tensor:
-    """[L, 2] float32 (w_l, h_l) of every level.
+def multi_scale_deformable_attention(
+    value: Tensor,
+    spatial_shapes: list[tuple[int, int]],
+    sampling_locations: Tensor,
+    attention_weights: Tensor,
+) -> Tensor:
+    """Weighted sum of bilinearly sampled values at normalized locations.
 
-    Built with `torch.as_tensor`/`torch.stack` rather than `torch.tensor` so that a traced export (where the
-    sizes are traced 0-dim tensors) keeps them computed from the input size instead of baking them in.
+    Args:
+        value: [B, S, H, Dh] per-head values of all levels flattened (S = Σ h_l * w_l).
+        spatial_shapes: (h_l, w_l) of each of the L levels, in the order of `value`.
+        sampling_locations: [B, Q, H, L, P, 2] (x, y), [0, 1] spanning each level's (padded) map.
+        attention_weights: [B, Q, H, L, P], summing to 1 over L*P.
+    Returns:
+        [B, Q, H * Dh].
     """
-    sizes = [torch.stack((torch.as_tensor(w), torch.as_tensor(h))) for h, w in spatial_shapes]
-    return torch.stack(sizes).to(device=device, dtype=torch.float32)
+    points = sampling_locations.shape[4]
+    sizes = level_sizes(spatial_shapes, sampling_locations.device)[:, None, :].repeat(1, points, 1)
+    return sample_and_sum(value, spatial_shapes, sampling_locations * sizes - 0.5, attention_weights)
 
 
 class MultiScaleDeformableAttention(nn.Module):
@@ -69,17 +163,20 @@ class MultiScaleDeformableAttention(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Official init: zero offsets with a per-head direction grid as bias, uniform attention."""
-        nn.init.zeros_(self.sampling_offsets.weight)
-        angles = torch.arange(self.n_heads, dtype=torch.float32) * (2.0 * math.pi / self.n_heads)
-        grid = torch.stack([angles.cos(), angles.sin()], -1)
-        grid = grid / grid.abs().max(-1, keepdim=True)[0]
-        grid = grid.view(self.n_heads, 1, 1, 2).repeat(1, self.n_levels, self.n_points, 1)
-        grid = grid * torch.arange(1, self.n_points + 1, dtype=torch.float32).view(1, 1, -1, 1)
+        """Official init. Attention weights 0 (uniform attention); offsets weight 0 and bias = a fixed
+        pattern: head m looks along the angle 2π m / H, pushed out to the unit square (the larger of |cos|,
+        |sin| is 1), point p of every level at (p + 1) times that step. Value and output projections
+        Xavier-uniform with zero bias."""
+        angle = torch.arange(self.n_heads, dtype=torch.float32) / self.n_heads * (2 * math.pi)
+        direction = torch.stack([angle.cos(), angle.sin()], -1)  # [H, 2]
+        direction = direction / direction.abs().amax(-1, keepdim=True)
+        steps = torch.arange(1, self.n_points + 1, dtype=torch.float32)
+        pattern = direction[:, None, None, :] * steps[None, None, :, None]  # [H, 1, P, 2]
         with torch.no_grad():
-            self.sampling_offsets.bias.copy_(grid.flatten())
-        nn.init.zeros_(self.attention_weights.weight)
-        nn.init.zeros_(self.attention_weights.bias)
+            self.sampling_offsets.weight.zero_()
+            self.sampling_offsets.bias.copy_(pattern.expand(-1, self.n_levels, -1, -1).flatten())
+            self.attention_weights.weight.zero_()
+            self.attention_weights.bias.zero_()
         for linear in (self.value_proj, self.output_proj):
             nn.init.xavier_uniform_(linear.weight)
             nn.init.zeros_(linear.bias)
@@ -115,12 +212,18 @@ class MultiScaleDeformableAttention(nn.Module):
             batch, queries, self.n_heads, self.n_levels * self.n_points
         )
         weights = weights.softmax(-1).view(batch, queries, self.n_heads, self.n_levels, self.n_points)
-        normalizer = level_sizes(spatial_shapes, query.device)
         with torch.autocast(device_type=query.device.type, enabled=False):
-            locations = reference_points.float()[:, :, None, :, None, :] + (
-                offsets.float() / normalizer[None, None, None, :, None, :]
-            )
-            output = multi_scale_deformable_attention(
-                value.float(), spatial_shapes, locations, weights.float()
-            )
+            # location reference + offset / size in [0, 1] = reference * size - 0.5 + offset in pixel units
+            sizes = level_sizes(spatial_shapes, query.device)
+            if torch.onnx.is_in_onnx_export():
+                locations = reference_points.float()[:, :, None, :, None, :] + (
+                    offsets.float() / sizes[:, None, :]
+                )
+                output = grid_sample_attention(value.float(), spatial_shapes, locations, weights.float())
+                return self.output_proj(output.to(query.dtype))
+            centres = reference_points.float() * sizes - 0.5  # [B, Q, L, 2]
+            # repeated over the points first, so that the sum broadcasts over heads only (fast)
+            centres = centres[:, :, None, :, None, :].repeat(1, 1, 1, 1, self.n_points, 1)
+            positions = centres + offsets.float()
+            output = sample_and_sum(value.float(), spatial_shapes, positions, weights.float())
         return self.output_proj(output.to(query.dtype))

@@ -18,9 +18,8 @@ from egtr.models.transformer import DeformableDecoder, DeformableEncoder
 
 
 def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
-    """logit(x) with x clamped to [0, 1] and both x and 1 - x clamped to >= eps."""
-    x = x.clamp(0, 1)
-    return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
+    """log(x / (1 - x)) for x taken into [0, 1], with x and 1 - x each kept >= eps (so finite at 0 and 1)."""
+    return x.clamp(eps, 1).log() - (1 - x).clamp(eps, 1).log()
 
 
 def resize_mask(pixel_mask: Tensor, size: tuple[int, int]) -> Tensor:
@@ -29,11 +28,10 @@ def resize_mask(pixel_mask: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def valid_ratio(mask: Tensor) -> Tensor:
-    """[B,h,w] bool -> [B,2] (w, h) fraction of the map that is real image (not padding)."""
-    _, height, width = mask.shape
-    valid_height = mask[:, :, 0].sum(1).float() / height
-    valid_width = mask[:, 0, :].sum(1).float() / width
-    return torch.stack([valid_width, valid_height], -1)
+    """[B,h,w] bool -> [B,2] (w, h): the share of the first row and of the first column that is real image
+    (padding is at the bottom and right)."""
+    first_row, first_column = mask[:, 0, :], mask[:, :, 0]
+    return torch.stack([first_row.float().mean(1), first_column.float().mean(1)], -1)
 
 
 class DeformableDetr(nn.Module):

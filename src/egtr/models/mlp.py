@@ -17,13 +17,13 @@ class MLP(nn.Module):
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         """[..., input_dim] -> [..., output_dim].
 
-        With `start` > 0, x is the pre-activation output of layer `start - 1` (computed elsewhere): ReLU is
-        applied to it and the remaining layers run.
+        With `start` > 0, x is the pre-activation output of layer `start - 1`, computed elsewhere and handed
+        over: ReLU is applied to it in place and the remaining layers run.
         """
         if start:
-            x = F.relu(x)
+            x = F.relu(x, inplace=True)
         for index, layer in enumerate(self.layers[start:], start=start):
             x = layer(x)
             if index < len(self.layers) - 1:
-                x = F.relu(x)
+                x = F.relu(x, inplace=True)  # on the fresh output of a linear layer
         return x

@@ -139,9 +139,9 @@ class RelationHead(nn.Module):
         result = torch.baddbmm(layer.bias, gates.reshape(batch * queries, queries, sources), projected_a)
         # object term: for each (b, j): gates[b, :, j, :] [N_i, S] @ projected_b[b, j] [S, H]
         object_term = torch.bmm(gates.transpose(1, 2).reshape(batch * queries, queries, sources), projected_b)
-        return result.view(batch, queries, queries, width) + object_term.view(
-            batch, queries, queries, width
-        ).transpose(1, 2)
+        return result.view(batch, queries, queries, width).add_(
+            object_term.view(batch, queries, queries, width).transpose(1, 2)
+        )
 
     def _gated_sum_explicit(self, subjects: Tensor, objects: Tensor) -> tuple[Tensor, Tensor]:
         """Σ_s g_s R_s [B,N,N,F] and gates [B,N,N,S] from explicit pair features (any relation function)."""

@@ -10,43 +10,53 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from egtr.models.deformable_attention import MultiScaleDeformableAttention
+from egtr.models.deformable_attention import MultiScaleDeformableAttention, level_sizes
 
 
 def feed_forward(x: Tensor, layer: nn.Module) -> Tensor:
-    """Post-norm FFN block of an encoder/decoder layer: LN(x + drop(fc2(drop(relu(fc1(x))))))."""
-    residual = x
-    x = F.relu(layer.fc1(x))
-    x = F.dropout(x, p=layer.activation_dropout, training=layer.training)
-    x = F.dropout(layer.fc2(x), p=layer.dropout, training=layer.training)
-    x = layer.final_layer_norm(residual + x)
-    if layer.training and x.dtype == torch.float16 and not torch.isfinite(x).all():
-        limit = torch.finfo(x.dtype).max - 1000
-        x = x.clamp(min=-limit, max=limit)
-    return x
+    """Post-norm FFN block of an encoder/decoder layer: LN(x + drop(fc2(drop(relu(fc1(x)))))).
+
+    In fp16 training, where the block overflowed, infinities become ±(largest fp16 - 1000), as officially.
+    """
+    hidden = F.relu(layer.fc1(x), inplace=True)
+    hidden = F.dropout(hidden, p=layer.activation_dropout, training=layer.training)
+    out = layer.final_layer_norm(
+        residual(x, F.dropout(layer.fc2(hidden), p=layer.dropout, training=layer.training))
+    )
+    if layer.training and out.dtype == torch.float16:
+        limit = torch.finfo(torch.float16).max - 1000
+        out = torch.where(torch.isfinite(out).all(), out, out.clamp(-limit, limit))
+    return out
+
+
+def residual(x: Tensor, branch: Tensor) -> Tensor:
+    """x + branch. `branch` is a fresh output that nothing else reads and whose backward does not need it
+    (a linear layer's or dropout's), so the sum is written into it, unless its dtype is narrower than the
+    sum's (autocast): then a new tensor of the promoted dtype, as `x + branch` gives."""
+    if torch.promote_types(x.dtype, branch.dtype) != branch.dtype:
+        return x + branch
+    return branch.add_(x)
 
 
 def encoder_reference_points(spatial_shapes: list[tuple[int, int]], valid_ratios: Tensor) -> Tensor:
-    """Pixel centres of every level, normalized by the valid region.
+    """Every pixel centre of every level as a point in [0, 1] of the valid (unpadded) region, then seen
+    from each level: centre / (valid ratio of its level * size) * valid ratio of the reading level.
 
     Args:
         spatial_shapes: (h_l, w_l) per level.
         valid_ratios: [B, L, 2] (w, h) fraction of each level that is not padding.
     Returns:
-        [B, S, L, 2] (x, y) reference points, S = Σ h_l * w_l.
+        [B, S, L, 2] (x, y) reference points, S = Σ h_l * w_l, pixels in row-major order per level.
     """
-    points = []
+    device = valid_ratios.device
+    per_level = []
     for level, (height, width) in enumerate(spatial_shapes):
-        ref_y, ref_x = torch.meshgrid(
-            torch.arange(height, dtype=torch.float32, device=valid_ratios.device) + 0.5,
-            torch.arange(width, dtype=torch.float32, device=valid_ratios.device) + 0.5,
-            indexing="ij",
-        )
-        ref_y = ref_y.reshape(-1)[None] / (valid_ratios[:, None, level, 1] * height)
-        ref_x = ref_x.reshape(-1)[None] / (valid_ratios[:, None, level, 0] * width)
-        points.append(torch.stack((ref_x, ref_y), -1))
-    reference = torch.cat(points, 1)
-    return reference[:, :, None] * valid_ratios[:, None]
+        size = level_sizes([(height, width)], device)[0]  # (w, h), computed from the input when traced
+        column = torch.arange(width, dtype=torch.float32, device=device) + 0.5
+        row = torch.arange(height, dtype=torch.float32, device=device) + 0.5
+        centres = torch.stack(torch.broadcast_tensors(column[None, :], row[:, None]), -1).view(-1, 2)
+        per_level.append(centres[None] / (valid_ratios[:, None, level] * size))  # [B, h*w, 2]
+    return torch.cat(per_level, 1)[:, :, None] * valid_ratios[:, None]
 
 
 class EncoderLayer(nn.Module):
@@ -78,7 +88,9 @@ class EncoderLayer(nn.Module):
     ) -> Tensor:
         """x, pos [B,S,d]; mask [B,S] bool (True = real); reference_points [B,S,L,2] -> [B,S,d]."""
         attended = self.self_attn(x + pos, x, mask, reference_points, spatial_shapes)
-        x = self.self_attn_layer_norm(x + F.dropout(attended, p=self.dropout, training=self.training))
+        x = self.self_attn_layer_norm(
+            residual(x, F.dropout(attended, p=self.dropout, training=self.training))
+        )
         return feed_forward(x, self)
 
 
@@ -169,11 +181,11 @@ class DecoderLayer(nn.Module):
         """hidden, pos [B,N,d]; memory [B,S,d]; reference_points [B,N,L,2] -> (hidden', q, k) all [B,N,d]."""
         attended, q, k = self.self_attn(hidden, pos)
         hidden = self.self_attn_layer_norm(
-            hidden + F.dropout(attended, p=self.dropout, training=self.training)
+            residual(hidden, F.dropout(attended, p=self.dropout, training=self.training))
         )
         attended = self.encoder_attn(hidden + pos, memory, memory_mask, reference_points, spatial_shapes)
         hidden = self.encoder_attn_layer_norm(
-            hidden + F.dropout(attended, p=self.dropout, training=self.training)
+            residual(hidden, F.dropout(attended, p=self.dropout, training=self.training))
         )
         return feed_forward(hidden, self), q, k
 
