@@ -20,14 +20,7 @@ from egtr.cli import main
 from egtr.export.exporter import export_metadata, export_model, load_backend
 from egtr.models.egtr import EGTR
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny inputs run fastest on one thread (and stay fast when other processes load the CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from ..inference.conftest import one_torch_thread  # noqa: F401 (autouse: one torch thread)
 
 
 def model_with_statistics(config: EGTRConfig, seed: int = 0) -> EGTR:
