@@ -1,100 +1,120 @@
-"""End-to-end prediction throughput: a folder of JPEG images -> scene graphs, with the full-size model.
+"""`egtr predict` on a folder of photos: images/s and the whole process's peak memory, per backend and batch.
 
-For each setting, N images of that size are written to a temporary folder, then
-`SceneGraphPredictor.iter_predict` runs over the paths: reading, decoding, EXIF/mode handling,
-resizing, normalizing, the model, the official post-processing and triplet selection, all timed
-(after a warm-up image). Settings: the official FPS protocol (600 x 1000 images, --size 600
---max-size 1000) and the accuracy protocol (800 x 1333 images, 800/1333). Random weights: speed does
-not depend on them.
+    python benchmarks/bench_predict.py                      # 200 photos of 1333 x 800, every variant
+    python benchmarks/bench_predict.py --images 20 --variants torch:1 openvino:4
 
-    python benchmarks/bench_predict.py --images 4
+The photos are generated JPEGs (smooth colour waves plus noise, so they compress like photos rather than
+like pure noise), all of one size, landscape. Each variant runs the real command, `python -m egtr predict
+FOLDER --backend B --batch-size N --out ...` (reading and preprocessing on --workers threads, the model,
+post-processing, JSON written on a background thread), in its own process: images/s is the command's own
+figure (first image to last file written, model loading excluded), and the peak memory is the process's
+maximum resident set (VmHWM, from wait4), loading included. The model is the Visual Genome preset with
+random weights (speed does not depend on them), exported once for the onnxruntime and openvino variants.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import platform
-import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from egtr import EGTRConfig, SceneGraphPredictor
-from egtr.models.egtr import EGTR
+from bench_backends import SRC, prepare
 
-SETTINGS = {"600x1000": (600, 1000), "800x1333": (800, 1333)}  # (height, width) = (size, max_size)
+SETTINGS = {"800x1333": (800, 1333), "600x1000": (600, 1000)}  # (--size, --max-size) and photo (h, w)
+VARIANTS = ("torch:1", "torch:4", "onnxruntime:1", "onnxruntime:4", "openvino:1", "openvino:4")
 
 
-def write_images(folder: Path, count: int, height: int, width: int) -> list[Path]:
+def write_photos(folder: Path, count: int, height: int, width: int) -> None:
     """JPEGs with smooth structure plus noise (compressing like photos rather than pure noise)."""
     rng = np.random.default_rng(0)
     rows, columns = np.mgrid[0:height, 0:width]
-    paths = []
+    folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):
         phase = rng.uniform(0, 2 * np.pi, 3)
         base = np.stack([np.sin(rows / 37 + columns / 53 + p) for p in phase], axis=-1) * 80 + 128
         pixels = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
-        path = folder / f"image_{index:03d}.jpg"
-        Image.fromarray(pixels).save(path, quality=90)
-        paths.append(path)
-    return paths
+        Image.fromarray(pixels).save(folder / f"photo_{index:03d}.jpg", quality=90)
 
 
-def measure(predictor: SceneGraphPredictor, paths: list[Path]) -> tuple[float, list[float]]:
-    """(images/s over the whole folder, seconds per image) after one warm-up image."""
-    list(predictor.iter_predict(paths[:1]))
-    stamps = [time.perf_counter()]
-    for _ in predictor.iter_predict(paths):
-        stamps.append(time.perf_counter())
-    per_image = list(np.diff(stamps))
-    return len(paths) / (stamps[-1] - stamps[0]), per_image
+def run_predict(command: list[str], environment: dict) -> tuple[dict, float, float]:
+    """(the command's --json summary, wall seconds, peak resident memory in MB) of one run."""
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=environment, stdout=stdout, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own resource usage
+        process.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        stdout.seek(0)
+        stderr.seek(0)
+        if process.returncode != 0:
+            lines = stderr.read().decode(errors="replace").strip().splitlines()
+            raise RuntimeError(lines[-1] if lines else f"exit code {process.returncode}")
+        return json.loads(stdout.read()), seconds, usage.ru_maxrss / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--images", type=int, default=4, help="images per setting (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=1, help="images per forward (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=200, help="photos in the folder (default: %(default)s)")
     parser.add_argument(
-        "--preset", default="visual_genome", choices=EGTRConfig.PRESETS, help="model (default: %(default)s)"
+        "--setting", default="800x1333", choices=list(SETTINGS), help="(default: %(default)s)"
     )
     parser.add_argument(
-        "--settings",
-        nargs="+",
-        default=list(SETTINGS),
-        choices=list(SETTINGS),
-        help="image sizes to measure (default: both)",
+        "--variants", nargs="+", default=list(VARIANTS), help="BACKEND:BATCH_SIZE (default: all six)"
     )
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--workers", type=int, default=2, help="reader threads (default: %(default)s)")
+    parser.add_argument("--threads", type=int, help="runtime threads (default: the runtime's choice)")
+    parser.add_argument("--preset", default="visual_genome", help="model preset (default: %(default)s)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    model = EGTR(EGTRConfig.preset(args.preset)).eval()
-    machine = platform.processor() or platform.machine()
-    print(
-        f"machine: {machine}, {os.cpu_count()} CPUs, torch {torch.__version__}, threads "
-        f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}; model {args.preset} "
-        f"(N={model.config.num_queries}), batch {args.batch_size}, device {args.device}"
-    )
-    with tempfile.TemporaryDirectory() as directory:
-        for name in args.settings:
-            height, width = SETTINGS[name]
-            predictor = SceneGraphPredictor(
-                model, device=args.device, size=height, max_size=width, batch_size=args.batch_size
-            )
-            paths = write_images(Path(directory), args.images, height, width)
-            rate, per_image = measure(predictor, paths)
+    from egtr.hardware import describe
+
+    size, max_size = SETTINGS[args.setting]
+    variants = [(name.split(":")[0], int(name.split(":")[1])) for name in args.variants]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="egtr-bench-predict-") as directory:
+        folder = Path(directory)
+        prepare(folder, args.preset, {backend for backend, _ in variants})
+        write_photos(folder / "photos", args.images, size, max_size)
+        for backend, batch in variants:
+            checkpoint = folder / ("model.safetensors" if backend == "torch" else "export")
+            command = [sys.executable, "-m", "egtr", "predict", str(folder / "photos"), "--json"]
+            command += ["--backend", backend, "--checkpoint", str(checkpoint), "--batch-size", str(batch)]
+            command += ["--size", str(size), "--max-size", str(max_size), "--workers", str(args.workers)]
+            command += ["--out", str(folder / f"out-{backend}-{batch}"), "--no-progress"]
+            command += ["--threads", str(args.threads)] if args.threads else []
+            try:
+                summary, seconds, memory = run_predict(command, environment)
+                row = {
+                    "backend": backend,
+                    "batch_size": batch,
+                    "images_per_second": summary["images_per_second"],
+                }
+                row.update(seconds=seconds, peak_process_memory_mb=memory, predicted=summary["predicted"])
+            except RuntimeError as error:
+                row = {"backend": backend, "batch_size": batch, "error": str(error)}
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    print(describe())
+    print(f"{args.preset} preset, {args.images} photos of {max_size}x{size}, --workers {args.workers}")
+    print("| backend | --batch-size | images/s | whole run (incl. loading) | peak process memory |")
+    print("|---|---:|---:|---:|---:|")
+    for row in rows:
+        if "error" in row:
+            print(f"| {row['backend']} | {row['batch_size']} | failed: {row['error']} | | |")
+        else:
             print(
-                f"{name} images, --size {height} --max-size {width}: {rate:.3f} images/s "
-                f"(median {statistics.median(per_image):.2f} s/image over {len(paths)} images)"
+                f"| {row['backend']} | {row['batch_size']} | {row['images_per_second']:.3f} | "
+                f"{row['seconds']:.0f} s | {row['peak_process_memory_mb']:.0f} MB |"
             )
 
 

@@ -44,7 +44,7 @@ def run_suite(args: argparse.Namespace) -> list[dict]:
     from egtr.config import EGTRConfig
     from egtr.models.egtr import EGTR
 
-    config = EGTRConfig.from_json(args.config) if args.config else EGTRConfig.preset(args.preset)
+    config = EGTRConfig.from_file(args.config) if args.config else EGTRConfig.preset(args.preset)
     rows = []
     for height, width in args.size or [(600, 1000), (800, 1333)]:
         for precision in args.precision:

@@ -11,9 +11,9 @@ from egtr import SceneGraphPredictor
 from egtr.boxes import cxcywh_to_xyxy
 from egtr.checkpoints import load_model, save_model
 from egtr.data.transforms import eval_transform
+from egtr.inference.backend import TorchBackend, resolve_device
 from egtr.inference.images import ImageReadError, load_rgb
 from egtr.inference.names import packaged_visual_genome_names
-from egtr.inference.predictor import resolve_device
 
 from .conftest import FAST, random_pixels, small_model, write_rgb
 from .official_reference import official_candidates
@@ -192,3 +192,64 @@ def test_selection_refuses_bad_options_by_name(checkpoint):
     with pytest.raises(TypeError, match="colour"):
         predictor.selection(colour="red")
     assert predictor.selection() == predictor.default_selection
+
+
+class RecordingBackend(TorchBackend):
+    """The PyTorch backend, remembering the (batch, height, width) of every batch it runs."""
+
+    def __init__(self, model):
+        super().__init__(model, "cpu")
+        self.batches = []
+
+    def run(self, pixel_values, pixel_mask):
+        self.batches.append(tuple(pixel_mask.shape))
+        return super().run(pixel_values, pixel_mask)
+
+
+def test_only_equal_sizes_share_a_batch_and_results_keep_input_order(checkpoint, tmp_path):
+    """Resized by FAST, 64x48 (w x h) images become 32x42 (h x w), 48x64 ones 42x32; one file is missing."""
+    shapes = [(64, 48), (48, 64), (64, 48), None, (64, 48), (48, 64), (64, 48)]
+    paths = []
+    for index, shape in enumerate(shapes):
+        if shape is None:
+            paths.append(tmp_path / "missing.png")
+        else:
+            paths.append(write_rgb(tmp_path / f"{index}.png", *shape, seed=index))
+    backend = RecordingBackend(load_model(checkpoint))
+    predictor = SceneGraphPredictor(backend, top_k=10, batch_size=3, **FAST)
+    results = list(predictor.iter_predict(paths))
+    assert [r.index for r in results] == list(range(7)) and results[3].error is not None
+    assert backend.batches == [(3, 32, 42), (2, 42, 32), (1, 32, 42)]  # the full batch, then the rest
+    alone = SceneGraphPredictor.from_checkpoint(checkpoint, top_k=10, **FAST)
+    for path, result in zip(paths, results):
+        if result.error is None:
+            expected = alone.predict(path)
+            assert query_triplets(result.graph) == query_triplets(expected)
+            np.testing.assert_allclose(result.graph.boxes, expected.boxes, rtol=1e-4, atol=1e-4)
+
+
+def test_a_batch_runs_part_full_when_its_first_image_waited_long_enough(checkpoint, tmp_path):
+    odd = write_rgb(tmp_path / "odd.png", 48, 64)
+    paths = [odd] + [write_rgb(tmp_path / f"{i}.png", 64, 48, seed=i) for i in range(9)]
+    backend = RecordingBackend(load_model(checkpoint))
+    results = list(SceneGraphPredictor(backend, top_k=2, batch_size=2, **FAST).iter_predict(paths))
+    assert [r.index for r in results] == list(range(10))
+    # the odd image waits for at most 4 * batch_size = 8 later inputs, then runs alone
+    assert backend.batches == [(2, 32, 42)] * 4 + [(1, 42, 32), (1, 32, 42)]
+
+
+def test_pad_mixed_sizes_pads_different_sizes_together(checkpoint, tmp_path):
+    paths = [write_rgb(tmp_path / "a.png", 64, 48), write_rgb(tmp_path / "b.png", 48, 64)]
+    backend = RecordingBackend(load_model(checkpoint))
+    SceneGraphPredictor(backend, batch_size=2, pad_mixed_sizes=True, **FAST).predict(paths)
+    assert backend.batches == [(2, 42, 42)]
+
+
+def test_backends_bring_their_own_device_and_precision(checkpoint):
+    backend = TorchBackend(load_model(checkpoint), "cpu")
+    with pytest.raises(ValueError, match="brings its own device and precision"):
+        SceneGraphPredictor(backend, device="cpu")
+    with pytest.raises(TypeError, match="must be an egtr.EGTR or a Backend"):
+        SceneGraphPredictor("model.safetensors")
+    predictor = SceneGraphPredictor(backend)
+    assert predictor.config is backend.config and predictor.device == backend.device

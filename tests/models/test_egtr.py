@@ -7,7 +7,7 @@ import torch
 
 from egtr.config import EGTRConfig
 from egtr.models.detector import resize_mask, valid_ratio
-from egtr.models.egtr import EGTR
+from egtr.models.egtr import EGTR, relation_probabilities
 from egtr.models.frequency_bias import FrequencyBias
 from egtr.models.position import SinePositionEmbedding
 from egtr.models.transformer import encoder_reference_points
@@ -186,6 +186,24 @@ def test_frequency_bias_is_added_and_logit_adjustment_only_changes_pred_rel():
     torch.testing.assert_close(out.rel_logits, base.rel_logits + bias)
     prior = model.frequency_bias.rel_dist.clamp(min=1e-12).log()
     torch.testing.assert_close(out.pred_rel, (out.rel_logits - 0.5 * prior).sigmoid())
+
+
+def test_relation_probabilities_by_hand():
+    config = EGTRConfig.small()
+    rel_logits = torch.tensor([[[[0.0, 2.0, -1.0, 0.5, 1.0, -2.0]]]])  # [1,1,1,6]
+    connectivity = torch.tensor([[[3.0]]])
+    pred_rel, pred_connectivity = relation_probabilities(rel_logits, connectivity, config, None)
+    torch.testing.assert_close(pred_rel, torch.sigmoid(rel_logits))
+    torch.testing.assert_close(pred_connectivity, torch.tensor([[[0.9525741]]]))
+    _, ones = relation_probabilities(rel_logits, None, config, None)
+    assert torch.equal(ones, torch.ones(1, 1, 1))
+    adjusted_config = config.replace(logit_adjustment=True, logit_adj_tau=1.0)
+    rel_dist = torch.tensor([0.5, 0.25, 0.25, 0.0, 0.0, 0.0])  # zeros are floored at eps = 1e-12
+    pred_rel, _ = relation_probabilities(rel_logits, connectivity, adjusted_config, rel_dist)
+    expected = torch.sigmoid(rel_logits - torch.tensor([0.5, 0.25, 0.25, 1e-12, 1e-12, 1e-12]).log())
+    torch.testing.assert_close(pred_rel, expected)
+    with pytest.raises(ValueError, match="needs the predicate prior"):
+        relation_probabilities(rel_logits, connectivity, adjusted_config, None)
 
 
 ABLATIONS = [

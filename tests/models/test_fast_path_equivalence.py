@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from egtr.config import EGTRConfig
-from egtr.engine.optim import adamw
 from egtr.models.backbone import ResNet
 from egtr.models.deformable_attention import MultiScaleDeformableAttention
 from egtr.models.egtr import EGTR
@@ -91,24 +90,3 @@ def test_inference_outputs_equal_the_old_path(old_path):
         expected = reference.eval()(pixels, mask)
     for field in ("logits", "pred_boxes", "rel_logits", "connectivity_logits", "attention_queries"):
         assert_close_to_scale(getattr(outputs, field), getattr(expected, field), msg=field)
-
-
-def test_fused_adamw_step_equals_the_plain_one():
-    torch.manual_seed(0)
-    parameters = [torch.nn.Parameter(torch.randn(shape)) for shape in ((64, 32), (32,), (8, 3, 3, 3))]
-    copies = [torch.nn.Parameter(p.detach().clone()) for p in parameters]
-    for p, q in zip(parameters, copies):
-        p.grad = torch.randn_like(p)
-        q.grad = p.grad.clone()
-    fused = adamw([{"params": parameters[:2], "lr": 1e-3}, {"params": parameters[2:], "lr": 1e-4}], 1e-4)
-    plain = torch.optim.AdamW(
-        [{"params": copies[:2], "lr": 1e-3}, {"params": copies[2:], "lr": 1e-4}], weight_decay=1e-4
-    )
-    assert (
-        fused.defaults["fused"] and not adamw([{"params": copies}], 1e-4, loss_scaling=True).defaults["fused"]
-    )
-    for _ in range(3):
-        fused.step()
-        plain.step()
-    for p, q in zip(parameters, copies):
-        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)

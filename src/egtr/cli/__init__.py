@@ -13,7 +13,7 @@ import sys
 
 from egtr.cli.errors import CommandError
 
-COMMAND_MODULES = ("demo", "train", "evaluate", "predict", "serve", "data", "info", "benchmark")
+COMMAND_MODULES = ("demo", "train", "evaluate", "predict", "serve", "export", "data", "info", "benchmark")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,9 @@ Outputs in OUT: per image `<name>.json` (or all images in `predictions.jsonl` wi
 with --draw, `<name>.explain.png` with --explain; per video `<name>.jsonl` (one line per sampled frame)
 and `<name>.mp4` with --draw; and `summary.json` (settings, outputs, failures). Images found in a
 directory keep their sub-folders in OUT. Every file is written atomically.
+
+Reading and preprocessing (--workers threads), the model (--backend: PyTorch, or an export run by ONNX
+Runtime or OpenVINO) and writing (one background thread) overlap; equal-size images share batches.
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ import argparse
 import json
 import sys
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from egtr.cli.demo import DEFAULT_OUT as DEMO_OUT
 from egtr.cli.errors import CommandError
-from egtr.cli.inference_options import add_inference_arguments
+from egtr.cli.inference_options import add_backend_arguments, add_inference_arguments, build_backend
 
 DEFAULT_OUT = Path("egtr-output/predict")
+DEFAULT_SIZE, DEFAULT_MAX_SIZE = 800, 1333
 DEMO_MODEL = DEMO_OUT / "model.safetensors"
 SUMMARY_FILE, JSONL_FILE = "summary.json", "predictions.jsonl"
 
@@ -40,9 +46,11 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     parser.add_argument(
         "--checkpoint",
         metavar="PATH",
-        help=f"any model file or directory egtr.load_model accepts (default: {DEMO_MODEL} below the current "
-        "folder, the model `egtr demo` trains)",
+        help="with --backend torch: any model file or directory egtr.load_model accepts; with onnxruntime / "
+        "openvino: a folder written by `egtr export` or its model file (default: "
+        f"{DEMO_MODEL} below the current folder, the model `egtr demo` trains)",
     )
+    add_backend_arguments(parser)
     parser.add_argument(
         "--out", metavar="DIR", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)"
     )
@@ -54,7 +62,18 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     parser.add_argument(
-        "--batch-size", type=int, metavar="N", default=1, help="images per forward pass (default: 1)"
+        "--batch-size",
+        type=int,
+        metavar="N",
+        default=1,
+        help="images per forward pass; only images of the same resized size share a batch, so results "
+        "equal unbatched ones (default: 1)",
+    )
+    parser.add_argument(
+        "--pad-mixed-sizes",
+        action="store_true",
+        help="let images of different sizes share a batch, padded to the largest: faster on mixed folders, "
+        "but padding changes the outputs slightly (default: off)",
     )
     parser.add_argument(
         "--workers",
@@ -64,10 +83,16 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
         help="threads reading images ahead of the model (default: 1)",
     )
     parser.add_argument(
-        "--size", type=int, metavar="N", default=800, help="shorter image side (default: 800)"
+        "--size",
+        type=int,
+        metavar="N",
+        help="shorter image side (default: what an export stores, else 800)",
     )
     parser.add_argument(
-        "--max-size", type=int, metavar="N", default=1333, help="longest image side cap (default: 1333)"
+        "--max-size",
+        type=int,
+        metavar="N",
+        help="longest image side cap (default: what an export stores, else 1333)",
     )
     parser.add_argument(
         "--top-k", type=int, metavar="K", default=100, help="triplets kept per image (default: 100)"
@@ -174,11 +199,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         ("--draw-edges", args.draw_edges),
         ("--explain-rank", args.explain_rank),
         ("--size", args.size),
+        ("--max-size", args.max_size),
     ):
-        if value < 1:
+        if value is not None and value < 1:
             raise CommandError(f"{flag} must be at least 1, got {value}")
-    if args.max_size < args.size:
-        raise CommandError(f"--max-size ({args.max_size}) must be at least --size ({args.size})")
     if args.dedup_iou is not None and not 0 <= args.dedup_iou < 1:
         raise CommandError(f"--dedup-iou must be in [0, 1), got {args.dedup_iou}")
     if args.every is not None and args.every < 1:
@@ -195,21 +219,28 @@ def allow_pixels(max_pixels: int | None) -> None:
         Image.MAX_IMAGE_PIXELS = max_pixels
 
 
-def build_predictor(args: argparse.Namespace, checkpoint: Path):
-    from egtr.checkpoints import load_model
-    from egtr.cli.inference_options import apply_logit_adjustment
+def image_sizes(args: argparse.Namespace, backend) -> tuple[int, int]:
+    """--size / --max-size, defaulting to the export's stored preprocessing, else 800 / 1333."""
+    stored = getattr(backend, "metadata", None)
+    size = args.size or (stored.size if stored else DEFAULT_SIZE)
+    max_size = args.max_size or (stored.max_size if stored else DEFAULT_MAX_SIZE)  # None: no cap
+    if max_size is not None and max_size < size:
+        raise CommandError(f"--max-size ({max_size}) must be at least --size ({size})")
+    return size, max_size
+
+
+def build_predictor(args: argparse.Namespace, backend):
     from egtr.inference.predictor import SceneGraphPredictor
 
     allow_pixels(args.max_pixels)
-    model = load_model(checkpoint)
-    apply_logit_adjustment(model, args)
+    size, max_size = image_sizes(args, backend)
     return SceneGraphPredictor(
-        model,
-        device=args.device,
+        backend,
         names=args.names,
-        size=args.size,
-        max_size=args.max_size,
+        size=size,
+        max_size=max_size,
         batch_size=args.batch_size,
+        pad_mixed_sizes=args.pad_mixed_sizes,
         workers=args.workers,
         top_k=args.top_k,
         threshold=args.threshold,
@@ -242,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
         if failures:
             return 1
         raise CommandError(f"no image files found in {', '.join(args.inputs)}")
-    predictor = build_predictor(args, checkpoint)
+    predictor = build_predictor(args, build_backend(args, checkpoint))
     if predictor.vocabulary.note:
         print(f"note: {predictor.vocabulary.note}", file=sys.stderr)
     started = time.perf_counter()
@@ -263,24 +294,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_predictions(predictor, files, args: argparse.Namespace, names) -> tuple[list[dict], list[dict]]:
-    """Predict every image file and write its outputs; returns (outputs per image, failures)."""
+    """Predict every image file and write its outputs on a background thread (in input order, at most a
+    few results waiting); returns (outputs per image, failures)."""
     from egtr.inference.output import JsonLinesWriter
 
     outputs, failures = [], []
     if not files:
         return outputs, failures
+    max_waiting = 2 * args.batch_size + 2
     lines = JsonLinesWriter(args.out / JSONL_FILE) if args.jsonl else None
     try:
-        results = predictor.iter_predict(
-            [file.path for file in files], progress=not args.no_progress, total=len(files)
-        )
-        for result in results:
-            if result.error is not None:
-                print(f"egtr predict: {result.source}: {result.error}", file=sys.stderr)
-                failures.append({"image": result.source, "error": result.error})
-                continue
-            stem = names.claim(files[result.index].relative_name)
-            outputs.append(write_outputs(result, args.out / stem, lines, args))
+        with ThreadPoolExecutor(1, thread_name_prefix="egtr-write") as writer:
+            waiting: deque = deque()
+            results = predictor.iter_predict(
+                [file.path for file in files], progress=not args.no_progress, total=len(files)
+            )
+            for result in results:
+                if result.error is not None:
+                    print(f"egtr predict: {result.source}: {result.error}", file=sys.stderr)
+                    failures.append({"image": result.source, "error": result.error})
+                    continue
+                stem = names.claim(files[result.index].relative_name)
+                waiting.append(writer.submit(write_outputs, result, args.out / stem, lines, args))
+                while len(waiting) > max_waiting:
+                    outputs.append(waiting.popleft().result())
+            outputs.extend(future.result() for future in waiting)
     finally:
         if lines is not None:
             lines.close()
@@ -362,18 +400,21 @@ def build_summary(args, predictor, checkpoint: Path, outputs, failures, seconds:
         "outputs": outputs,
         "settings": {
             "checkpoint": str(checkpoint),
+            "backend": predictor.backend.name,
+            "precision": predictor.backend.precision,
             "device": str(predictor.device),
             "names": predictor.vocabulary.source,
-            "size": args.size,
-            "max_size": args.max_size,
+            "size": predictor.size,
+            "max_size": predictor.max_size,
             "batch_size": args.batch_size,
+            "pad_mixed_sizes": args.pad_mixed_sizes,
             "top_k": args.top_k,
             "threshold": args.threshold,
             "graph_constraint": not args.no_graph_constraint,
             "dedup_iou": args.dedup_iou,
             "object_threshold": args.object_threshold,
             "object_score": args.object_score,
-            **inference_settings(predictor.model, args),
+            **inference_settings(predictor, args),
         },
     }
 

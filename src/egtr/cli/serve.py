@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from egtr.cli.errors import CommandError
-from egtr.cli.inference_options import add_inference_arguments, apply_logit_adjustment
+from egtr.cli.inference_options import add_backend_arguments, add_inference_arguments, build_backend
 from egtr.cli.predict import DEMO_MODEL, allow_pixels, checkpoint_path
 from egtr.serve.limits import MEGABYTE, ServerLimits
 
@@ -123,6 +123,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
         help=f"require 'Authorization: Bearer TOKEN' on /v1/* (default: ${TOKEN_VARIABLE} if set, else none)",
     )
     add_inference_arguments(parser)
+    add_backend_arguments(parser)
     parser.add_argument(
         "--log-level",
         default="info",
@@ -158,15 +159,11 @@ def server_limits(args: argparse.Namespace) -> ServerLimits:
 
 def build_predictor(args: argparse.Namespace, checkpoint: Path):
     """The predictor the server answers with, from the command-line options (the one place they meet)."""
-    from egtr.checkpoints import load_model
     from egtr.inference.predictor import SceneGraphPredictor
 
     allow_pixels(args.max_pixels)
-    model = load_model(checkpoint)
-    apply_logit_adjustment(model, args)
     return SceneGraphPredictor(
-        model,
-        device=args.device,
+        build_backend(args, checkpoint),
         names=args.names,
         size=args.size,
         max_size=args.max_size,

@@ -92,7 +92,7 @@ class EGTRModule(L.LightningModule):
         trained = self.model.detector if self.detector_only else self.model
         initialized = () if self.detector_only else INITIALIZED_PREFIXES
         groups = parameter_groups(trained, s.lr, s.lr_backbone, s.lr_initialized, initialized)
-        return adamw(groups, s.weight_decay, loss_scaling=str(s.precision).startswith("16"))
+        return adamw(groups, s.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["egtr_config"] = self.config.to_dict()

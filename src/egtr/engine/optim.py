@@ -32,13 +32,9 @@ def parameter_groups(
     return [{"params": params, "lr": rates[name], "name": name} for name, params in groups.items() if params]
 
 
-def adamw(groups: list[dict], weight_decay: float, loss_scaling: bool = False) -> torch.optim.AdamW:
-    """AdamW over `groups`, with PyTorch's fused kernel where every parameter is a float tensor on a CPU or
-    CUDA device (one kernel per step instead of several per parameter; the same update up to rounding).
-    With `loss_scaling` (fp16 training) the plain kernel: a fused AdamW unscales gradients itself, which
-    Lightning refuses together with gradient clipping."""
-    parameters = [p for group in groups for p in group["params"]]
-    fused = not loss_scaling and all(
-        p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in parameters
-    )
-    return torch.optim.AdamW(groups, weight_decay=weight_decay, fused=fused or None)
+def adamw(groups: list[dict], weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over `groups`. PyTorch's plain (foreach) kernel: the fused one is faster per step (on a
+    2-core CPU 0.05 s instead of 0.14 s for 42M parameters, a few percent of a training step) but a run
+    resumed from a checkpoint then ends up to 1e-5 away from the uninterrupted run, and Lightning refuses
+    it with gradient clipping under mixed precision."""
+    return torch.optim.AdamW(groups, weight_decay=weight_decay)

@@ -10,6 +10,10 @@ spec §3.2) -> batches padded with pixel masks ->
 the model -> the official post-processing (spec §4) -> triplets and objects (triplets.py). Images are read
 and preprocessed on `workers` background threads while the model runs.
 
+The network runs in a backend (backend.py): PyTorch eager by default, or an exported model (egtr.export).
+Batches hold images of one size only, unless `pad_mixed_sizes` is set: padding changes a DETR-style
+model's outputs slightly, so equal-size images batch exactly and the others keep their unpadded results.
+
 A caller with its own reading and batching (the server) uses the steps one by one: `preprocess` an image
 already read by `egtr.inference.images.load_rgb`, then `predict_prepared` on a batch of them, each with
 its own `selection` of triplets.
@@ -18,7 +22,7 @@ its own `selection` of triplets.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +34,7 @@ from torch import Tensor
 
 from egtr.data.collate import collate
 from egtr.data.transforms import EVAL_MAX_SIZE, EVAL_SIZE, eval_transform
+from egtr.inference.backend import Backend, TorchBackend
 from egtr.inference.explain import explain_triplet
 from egtr.inference.images import ImageReadError, ImageReading, source_name
 from egtr.inference.names import Vocabulary, resolve_vocabulary
@@ -37,16 +42,7 @@ from egtr.inference.postprocess import PostprocessOptions, postprocess
 from egtr.inference.progress import track
 from egtr.inference.scene_graph import SceneGraph
 from egtr.inference.triplets import TripletOptions, build_scene_graph
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None/"auto": CUDA when available, else CPU; "gpu" means "cuda"; any torch device string works."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device("cuda" if str(device) == "gpu" else device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but CUDA is not available (use --device cpu)")
-    return device
+from egtr.models.egtr import logit_adjusted
 
 
 @dataclass
@@ -87,9 +83,11 @@ class SceneGraphPredictor:
         *,
         names: str | Path | dict | None = None,
         device: str | torch.device | None = None,
+        precision: str | None = None,
         size: int = EVAL_SIZE,
         max_size: int | None = EVAL_MAX_SIZE,
         batch_size: int = 1,
+        pad_mixed_sizes: bool = False,
         top_k: int = 100,
         threshold: float = 0.0,
         graph_constraint: bool = True,
@@ -105,15 +103,21 @@ class SceneGraphPredictor:
         logit_adj_tau: float | None = None,
     ) -> None:
         """
-        model: an `egtr.EGTR` (put in eval mode and moved to `device`).
+        model: an `egtr.EGTR` (put in eval mode and moved to `device`, run by PyTorch in `precision`), or a
+            `Backend` (egtr.inference.backend; e.g. an exported model from egtr.export), which brings its own
+            device and precision (then `device` and `precision` must be None). Kept as `self.backend`.
         names: class/predicate names: a JSON file, a dataset directory or a dict (see egtr.inference.names);
             default: the model's own names, the packaged Visual Genome lists for 150/50 models, placeholders.
         device: "auto"/None (CUDA if available), "cpu", "cuda", "cuda:1", ...
+        precision: "fp32" (default, exact), "bf16" or "fp16" autocast (egtr.precision).
         size, max_size: shorter side and longest-side cap of the resized image (official evaluation:
             800/1333; the official FPS protocol: 600/1000).
-        batch_size: images per forward pass. Images of different sizes are padded to the largest, and
-            padding changes a DETR-style model's outputs slightly (the backbone sees the padded border):
-            1 (default) gives every image its unpadded result; equal-size images batch exactly.
+        batch_size: images per forward pass. Only images of the same (resized) size share a batch, so every
+            image keeps its unpadded result; an image waits at most for `4 * batch_size` later inputs
+            before its batch runs part-full.
+        pad_mixed_sizes: let images of different sizes share a batch, padded to the largest (faster for
+            mixed folders, but padding changes a DETR-style model's outputs slightly: the backbone sees
+            the padded border).
         top_k, threshold, graph_constraint, dedup_iou, object_threshold: triplet selection, see
             egtr.inference.triplets (official: top_k 100, graph constraint, no threshold, no merging).
         object_score: "softmax" (official) or "sigmoid" object confidences.
@@ -124,7 +128,7 @@ class SceneGraphPredictor:
         exif, conversion: how image files are read (egtr.inference.images; default: as the official
             loader, pixels as stored, PIL's RGB conversion); exif=True turns photos upright.
         logit_adjustment, logit_adj_tau: override the model config's post-hoc logit adjustment, as the
-            official evaluation's flags do (None: keep the config's setting).
+            official evaluation's flags do (None: keep the config's setting); any backend honours it.
         """
         if batch_size < 1 or workers < 1:
             raise ValueError("batch_size and workers must be >= 1")
@@ -132,18 +136,32 @@ class SceneGraphPredictor:
             raise ValueError(f"size must be >= 1 and max_size >= size, got {size} and {max_size}")
         if explain_rank is not None and explain_rank < 1:
             raise ValueError(f"explain_rank is 1-based, got {explain_rank}")
+        if isinstance(model, torch.nn.Module):
+            self.backend: Backend = TorchBackend(model, device, precision or "fp32")
+        elif isinstance(model, Backend):
+            if device is not None or precision is not None:
+                raise ValueError(f"a {model.name} backend brings its own device and precision")
+            self.backend = model
+        else:
+            raise TypeError(f"model must be an egtr.EGTR or a Backend, got {type(model).__name__}")
+        if explain_rank is not None and not self.backend.explains:
+            raise ValueError(
+                f"explanations need the model's attention by-products, which the {self.backend.name} "
+                "backend does not return (use the torch backend)"
+            )
         if logit_adjustment is not None or logit_adj_tau is not None:
-            enabled = model.config.logit_adjustment if logit_adjustment is None else logit_adjustment
-            model.set_logit_adjustment(enabled, logit_adj_tau)
-        self.device = resolve_device(device)
-        self.model = model.eval().to(self.device)
-        self.config = model.config
+            enabled = self.backend.config.logit_adjustment if logit_adjustment is None else logit_adjustment
+            self.backend.config = logit_adjusted(
+                self.backend.config, self.backend.rel_dist, enabled, logit_adj_tau
+            )
+        self.device = self.backend.device
+        self.config = self.backend.config  # scores follow this config (its logit adjustment)
         self.vocabulary: Vocabulary = resolve_vocabulary(self.config, names)
         self.default_selection = self._selection(
             TripletOptions(top_k, threshold, graph_constraint, dedup_iou, object_threshold), object_score
         )
         self.size, self.max_size = size, max_size
-        self.batch_size, self.workers = batch_size, workers
+        self.batch_size, self.workers, self.pad_mixed_sizes = batch_size, workers, pad_mixed_sizes
         self.max_pixels, self.explain_rank = max_pixels, explain_rank
         self.reading = ImageReading(exif=exif, conversion=conversion, max_pixels=max_pixels)
         self.transform = eval_transform(size, max_size)
@@ -223,7 +241,8 @@ class SceneGraphPredictor:
         if len(selections) != len(batch):
             raise ValueError(f"{len(batch)} images but {len(selections)} selections")
         inputs = collate([{"pixel_values": item.pixel_values, "target": {}} for item in batch])
-        outputs = self.model(inputs["pixel_values"].to(self.device), inputs["pixel_mask"].to(self.device))
+        raw = self.backend.run(inputs["pixel_values"], inputs["pixel_mask"])
+        outputs = raw.scored(self.config, self.backend.rel_dist)
         sizes = torch.tensor([[item.image.height, item.image.width] for item in batch])
         predictions: list = [None] * len(batch)
         for options in dict.fromkeys(selection.postprocess for selection in selections):
@@ -241,23 +260,40 @@ class SceneGraphPredictor:
                 item.image.height,
             )
             if self.explain_rank is not None and self.explain_rank <= len(graph.triplets):
-                graph.explanation = explain_triplet(outputs, position, graph, self.explain_rank, self.config)
+                graph.explanation = explain_triplet(
+                    raw.model_output, position, graph, self.explain_rank, self.config
+                )
             graphs.append(graph)
         return graphs
 
     # ----------------------------------------------------------------------------------------- steps
     def _results(self, images: Iterable[Any]) -> Iterator[PredictionResult]:
-        waiting: list[PreparedImage] = []  # in input order, not yet reported
-        batch: list[PreparedImage] = []
+        """Results in input order; images are batched by size (see `batch_size` in `__init__`)."""
+        waiting: deque[PreparedImage] = deque()  # in input order, not yet reported
+        groups: dict[Hashable, list[PreparedImage]] = {}  # batches being filled, by batch key
+        done: dict[int, PredictionResult] = {}  # finished, by input index
+        max_waiting = 4 * self.batch_size
         for item in self._prepared(images):
             waiting.append(item)
-            if item.error is None:
-                batch.append(item)
-            if len(batch) == self.batch_size:
-                yield from self._finish(waiting, batch)
-                waiting, batch = [], []
-        if waiting:
-            yield from self._finish(waiting, batch)
+            if item.error is not None:
+                done[item.index] = PredictionResult(item.index, item.source, error=item.error)
+            else:
+                key = self._batch_key(item)
+                groups.setdefault(key, []).append(item)
+                if len(groups[key]) == self.batch_size:
+                    done.update(self._run_batch(groups.pop(key)))
+            if len(waiting) > max_waiting and waiting[0].index not in done:
+                done.update(self._run_batch(groups.pop(self._batch_key(waiting[0]))))
+            while waiting and waiting[0].index in done:
+                yield done.pop(waiting.popleft().index)
+        for group in groups.values():
+            done.update(self._run_batch(group))
+        for item in waiting:
+            yield done.pop(item.index)
+
+    def _batch_key(self, item: PreparedImage) -> Hashable:
+        """Images with equal keys may share a batch: equal (height, width), or all with pad_mixed_sizes."""
+        return None if self.pad_mixed_sizes else tuple(item.pixel_values.shape[1:])
 
     def _prepared(self, images: Iterable[Any]) -> Iterator[PreparedImage]:
         lookahead = 2 * self.batch_size + self.workers
@@ -278,10 +314,9 @@ class SceneGraphPredictor:
             return PreparedImage(index, name, error=error.reason)
         return self.preprocess(rgb, name, index)
 
-    def _finish(self, waiting: list[PreparedImage], batch: list[PreparedImage]) -> Iterator[PredictionResult]:
-        graphs = dict(zip((item.index for item in batch), self.predict_prepared(batch))) if batch else {}
-        for item in waiting:
-            if item.error is not None:
-                yield PredictionResult(item.index, item.source, error=item.error)
-            else:
-                yield PredictionResult(item.index, item.source, graphs[item.index], item.image)
+    def _run_batch(self, batch: list[PreparedImage]) -> dict[int, PredictionResult]:
+        graphs = self.predict_prepared(batch)
+        return {
+            item.index: PredictionResult(item.index, item.source, graph, item.image)
+            for item, graph in zip(batch, graphs)
+        }

@@ -21,8 +21,13 @@ from torch import Tensor, nn
 
 
 def level_sizes(spatial_shapes: list[tuple[int, int]], device: torch.device) -> Tensor:
-    """[L, 2] float32 (w_l, h_l) of each level."""
-    return torch.tensor([(w, h) for h, w in spatial_shapes], dtype=torch.float32, device=device)
+    """[L, 2] float32 (w_l, h_l) of every level.
+
+    Built with `torch.as_tensor`/`torch.stack` rather than `torch.tensor` so that a traced export (where the
+    sizes are traced 0-dim tensors) keeps them computed from the input size instead of baking them in.
+    """
+    sizes = [torch.stack((torch.as_tensor(w), torch.as_tensor(h))) for h, w in spatial_shapes]
+    return torch.stack(sizes).to(device=device, dtype=torch.float32)
 
 
 def neighbours(coordinate: Tensor, size: Tensor) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
@@ -125,14 +130,14 @@ def _grid_sample_and_sum(
     pixel-index x maps to the grid coordinate (2x + 1) / w - 1."""
     batch, _, heads, head_dim = value.shape
     queries, points = positions.shape[1], positions.shape[4]
+    sizes = level_sizes(spatial_shapes, positions.device)  # [L, 2] (w, h), traced from the input
     output = None
     start = 0
     for level, (height, width) in enumerate(spatial_shapes):
         level_value = value[:, start : start + height * width]  # [B, h*w, H, Dh]
         start += height * width
         level_value = level_value.permute(0, 2, 3, 1).reshape(batch * heads, head_dim, height, width)
-        size = torch.tensor([width, height], dtype=positions.dtype, device=positions.device)
-        grid = (2 * positions[:, :, :, level] + 1) / size - 1  # [B, Q, H, P, 2]
+        grid = (2 * positions[:, :, :, level] + 1) / sizes[level] - 1  # [B, Q, H, P, 2]
         grid = grid.transpose(1, 2).reshape(batch * heads, queries, points, 2)
         sampled = F.grid_sample(
             level_value, grid, "bilinear", "zeros", align_corners=False

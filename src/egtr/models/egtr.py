@@ -7,9 +7,49 @@ from torch import Tensor, nn
 
 from egtr.config import EGTRConfig
 from egtr.models.detector import DeformableDetr
-from egtr.models.frequency_bias import FrequencyBias
+from egtr.models.frequency_bias import FrequencyBias, log_prior
 from egtr.models.outputs import EGTROutput
 from egtr.models.relation_head import RelationHead
+
+
+def relation_probabilities(
+    rel_logits: Tensor, connectivity_logits: Tensor | None, config: EGTRConfig, rel_dist: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """Raw relation outputs -> (pred_rel [B,N,N,R], pred_connectivity [B,N,N]).
+
+    pred_rel = sigmoid(rel_logits), or sigmoid(rel_logits - tau * log(rel_dist)) with post-hoc logit
+    adjustment (`config.logit_adjustment`, tau = `config.logit_adj_tau`; rel_dist [R] is the predicate
+    prior); pred_connectivity = sigmoid(connectivity_logits), ones when the connectivity head is off.
+    The model's forward and every exported-model backend turn raw outputs into scores with this function.
+    """
+    adjusted = rel_logits
+    if config.logit_adjustment:
+        if rel_dist is None:
+            raise ValueError("logit adjustment needs the predicate prior rel_dist, and this model has none")
+        adjusted = rel_logits - config.logit_adj_tau * log_prior(rel_dist, config.freq_bias_eps).to(
+            rel_logits.dtype
+        )
+    if connectivity_logits is None:
+        pred_connectivity = rel_logits.new_ones(rel_logits.shape[:-1])
+    else:
+        pred_connectivity = connectivity_logits.sigmoid()
+    return adjusted.sigmoid(), pred_connectivity
+
+
+def logit_adjusted(
+    config: EGTRConfig, rel_dist: Tensor | None, enabled: bool, tau: float | None = None
+) -> EGTRConfig:
+    """`config` with post-hoc logit adjustment (pred_rel from rel_logits - tau * log rel_dist) switched on or
+    off, as the official evaluation's --logit_adjustment / --logit_adj_tau override the checkpoint's config.
+    `tau` None keeps the config's value. Enabling needs the predicate prior rel_dist [R], filled from
+    training statistics."""
+    tau = config.logit_adj_tau if tau is None else tau
+    if enabled and (rel_dist is None or not bool(rel_dist.sum() > 0)):
+        raise ValueError(
+            "logit adjustment needs the predicate prior rel_dist, which this model does not hold "
+            "(its frequency tables were never filled from training statistics)"
+        )
+    return config.replace(logit_adjustment=bool(enabled), logit_adj_tau=float(tau))
 
 
 class EGTR(nn.Module):
@@ -32,16 +72,13 @@ class EGTR(nn.Module):
         self.frequency_bias.set_statistics(torch.as_tensor(fg_matrix))
 
     def set_logit_adjustment(self, enabled: bool, tau: float | None = None) -> None:
-        """Switch post-hoc logit adjustment (pred_rel from rel_logits - tau * log rel_dist) on or off,
-        as the official evaluation's --logit_adjustment / --logit_adj_tau override the checkpoint's config.
-        `tau` None keeps the config's value. Enabling needs the predicate prior (filled tables)."""
-        tau = self.config.logit_adj_tau if tau is None else tau
-        if enabled and not self.frequency_bias.has_statistics():
-            raise ValueError(
-                "logit adjustment needs the predicate prior rel_dist, which this model does not hold "
-                "(its frequency tables were never filled from training statistics)"
-            )
-        self.config = self.config.replace(logit_adjustment=bool(enabled), logit_adj_tau=float(tau))
+        """Switch post-hoc logit adjustment on or off (see `logit_adjusted`)."""
+        self.config = logit_adjusted(self.config, self.rel_dist, enabled, tau)
+
+    @property
+    def rel_dist(self) -> Tensor:
+        """[R] predicate prior (training frequencies) of the frequency bias (zeros until filled)."""
+        return self.frequency_bias.rel_dist
 
     def forward(self, pixel_values: Tensor, pixel_mask: Tensor | None = None) -> EGTROutput:
         """pixel_values [B,3,H,W] normalized; pixel_mask [B,H,W] (True/1 = real pixel) -> EGTROutput."""
@@ -51,21 +88,15 @@ class EGTR(nn.Module):
         )
         if self.config.use_freq_bias:
             rel_logits = rel_logits + self.frequency_bias(detection.logits).to(rel_logits.dtype)
-        adjusted = rel_logits
-        if self.config.logit_adjustment:
-            adjusted = rel_logits - self.config.logit_adj_tau * self.frequency_bias.log_prior().to(
-                rel_logits.dtype
-            )
-        if connectivity_logits is None:
-            pred_connectivity = rel_logits.new_ones(rel_logits.shape[:-1])
-        else:
-            pred_connectivity = connectivity_logits.sigmoid()
+        pred_rel, pred_connectivity = relation_probabilities(
+            rel_logits, connectivity_logits, self.config, self.rel_dist
+        )
         return EGTROutput(
             logits=detection.logits,
             pred_boxes=detection.pred_boxes,
             rel_logits=rel_logits,
             connectivity_logits=connectivity_logits,
-            pred_rel=adjusted.sigmoid(),
+            pred_rel=pred_rel,
             pred_connectivity=pred_connectivity,
             attention_queries=detection.attention_queries,
             attention_keys=detection.attention_keys,

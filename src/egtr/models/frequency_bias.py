@@ -62,10 +62,7 @@ class FrequencyBias(nn.Module):
         classes = class_logits.argmax(-1)
         return self.triplet_dist[classes[:, :, None], classes[:, None, :]]
 
-    def log_prior(self) -> Tensor:
-        """[R] log of the predicate prior rel_dist (floored at eps), for post-hoc logit adjustment."""
-        return self.rel_dist.clamp(min=self.eps).log()
 
-    def has_statistics(self) -> bool:
-        """Whether the tables were filled (from training counts or a checkpoint): rel_dist sums to ~1."""
-        return bool(self.rel_dist.sum() > 0)
+def log_prior(rel_dist: Tensor, eps: float) -> Tensor:
+    """rel_dist [R] (predicate frequencies) -> [R] log(max(rel_dist, eps)), for post-hoc logit adjustment."""
+    return rel_dist.clamp(min=eps).log()

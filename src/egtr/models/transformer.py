@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from egtr.models.deformable_attention import MultiScaleDeformableAttention
+from egtr.models.deformable_attention import MultiScaleDeformableAttention, level_sizes
 
 
 def feed_forward(x: Tensor, layer: nn.Module) -> Tensor:
@@ -51,7 +51,7 @@ def encoder_reference_points(spatial_shapes: list[tuple[int, int]], valid_ratios
     device = valid_ratios.device
     per_level = []
     for level, (height, width) in enumerate(spatial_shapes):
-        size = torch.tensor([width, height], dtype=torch.float32, device=device)
+        size = level_sizes([(height, width)], device)[0]  # (w, h), computed from the input when traced
         column = torch.arange(width, dtype=torch.float32, device=device) + 0.5
         row = torch.arange(height, dtype=torch.float32, device=device) + 0.5
         centres = torch.stack(torch.broadcast_tensors(column[None, :], row[:, None]), -1).view(-1, 2)

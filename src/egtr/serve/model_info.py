@@ -28,7 +28,9 @@ def model_info(predictor: SceneGraphPredictor, name: str, limits: ServerLimits) 
     return {
         "name": name,
         "device": str(predictor.device),
-        "parameters": sum(parameter.numel() for parameter in predictor.model.parameters()),
+        "backend": predictor.backend.name,
+        "precision": predictor.backend.precision,
+        "parameters": parameter_count(predictor.backend),
         "config": {key: getattr(config, key) for key in CONFIG_SUMMARY},
         "classes": predictor.vocabulary.class_names,
         "predicates": predictor.vocabulary.predicate_names,
@@ -52,3 +54,9 @@ def model_info(predictor: SceneGraphPredictor, name: str, limits: ServerLimits) 
         },
         "limits": limits.public(),
     }
+
+
+def parameter_count(backend) -> int | None:
+    """The network's parameter count where the backend holds the PyTorch model, else None."""
+    model = getattr(backend, "model", None)
+    return sum(parameter.numel() for parameter in model.parameters()) if model is not None else None
