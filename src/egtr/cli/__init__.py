@@ -13,7 +13,7 @@ import sys
 
 from egtr.cli.errors import CommandError
 
-COMMAND_MODULES = ("demo", "train", "evaluate", "predict", "data", "info", "benchmark")
+COMMAND_MODULES = ("demo", "train", "evaluate", "predict", "data", "info", "benchmark", "ablate")
 
 
 def build_parser() -> argparse.ArgumentParser:
