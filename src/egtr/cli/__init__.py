@@ -13,7 +13,7 @@ import sys
 
 from egtr.cli.errors import CommandError
 
-COMMAND_MODULES = ("demo", "train", "evaluate", "predict", "data", "info", "benchmark", "ablate")
+COMMAND_MODULES = ("demo", "train", "evaluate", "predict", "data", "info", "benchmark", "ablate", "analyze")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -91,9 +91,14 @@ def run_job(settings: TrainSettings, meta: dict[str, Any]) -> dict:
             "metrics": metrics,
         }
         write_text(folder / RESULT_FILE, json.dumps(record, indent=2) + "\n")
-        # the trainer checkpoints (optimizer state included) only serve a resumption: the weights stay
-        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+        remove_trainer_checkpoints(folder)
     return record
+
+
+def remove_trainer_checkpoints(folder: Path) -> None:
+    """Delete a finished run's trainer checkpoints (optimizer state included: they only serve a
+    resumption); its best weights stay in `model.safetensors`."""
+    shutil.rmtree(Path(folder) / "checkpoints", ignore_errors=True)
 
 
 def worker_command(settings: TrainSettings, meta: dict[str, Any], threads: int) -> list[str]:

@@ -108,7 +108,7 @@ def markdown_table(study: Study, rows: list[dict], context: Mapping[str, Any]) -
     metrics = list(study.metrics)
     best = best_means(rows, metrics)
     seeds = sorted({run["seed"] for row in rows for run in row["runs"]})
-    lines = [f"# {study.title}", "", study.description, ""]
+    lines = [f"# {study.title}", ""] + ([study.description, ""] if study.description else [])
     lines += [
         f"Mean ± standard deviation over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}) in percent; "
         "bold: best mean of the column. Every variant trains the EGTR phase from the same shared detector.",

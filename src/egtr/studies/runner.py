@@ -26,7 +26,14 @@ from typing import Any
 
 from egtr.engine.settings import TrainSettings, merge, preset
 from egtr.files import write_text
-from egtr.studies.job import RESULT_FILE, read_result, run_job, same_settings, worker_command
+from egtr.studies.job import (
+    RESULT_FILE,
+    read_result,
+    remove_trainer_checkpoints,
+    run_job,
+    same_settings,
+    worker_command,
+)
 from egtr.studies.study import Study, StudyError
 from egtr.studies.synthetic import DEFAULT_IMAGES, ensure_synthetic_data, synthetic_training_overrides
 
@@ -34,6 +41,7 @@ from egtr.studies.synthetic import DEFAULT_IMAGES, ensure_synthetic_data, synthe
 DETECTOR_STEPS = 800
 RUN_STEPS = 150
 POLL_SECONDS = 0.5
+TERMINATE_SECONDS = 30
 
 
 @dataclass
@@ -196,22 +204,22 @@ def finished(job: Job) -> dict | None:
             f"{job.folder / RESULT_FILE}: this run finished with other settings ({', '.join(differing)}); "
             "use another --out, or delete that run folder to train it again"
         )
+    remove_trainer_checkpoints(job.folder)  # left behind when a kill came right after the result
     return record
 
 
 def run_study(plan: StudyPlan, log: Callable[[str], None] = print) -> StudyOutcome:
     """Train whatever is not finished yet (detector first), then return every finished run's record."""
     started = time.perf_counter()
+    detector_record = finished(plan.detector) if plan.detector is not None else None
+    pending = [job for job in plan.runs if finished(job) is None]  # checks every finished run first
     write_plan(plan)
-    detector_record = None
     if plan.detector is not None:
-        detector_record = finished(plan.detector)
         if detector_record is None:
             log(f"training the shared detector into {plan.detector.folder}")
             detector_record = run_job(plan.detector.settings, plan.detector.meta)
         else:
             log(f"shared detector: finished earlier ({plan.detector.folder})")
-    pending = [job for job in plan.runs if finished(job) is None]
     skipped = len(plan.runs) - len(pending)
     if skipped:
         log(f"{skipped} of {len(plan.runs)} runs finished earlier: skipped")
@@ -278,10 +286,14 @@ def run_in_workers(
                 error = None if code == 0 else f"worker exit code {code}, see {job.folder / 'log.txt'}"
                 yield job, error
             time.sleep(POLL_SECONDS)
-    finally:
+    finally:  # interrupted: stop the workers (Lightning finishes its step on SIGTERM; then SIGKILL)
         for process, _, log_file in running.values():
             process.terminate()
-            process.wait()
+            try:
+                process.wait(timeout=TERMINATE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
             log_file.close()
 
 
