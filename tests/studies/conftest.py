@@ -11,16 +11,9 @@ from egtr import EGTRConfig
 from egtr.data import load_dataset
 from egtr.models.egtr import EGTR
 from tests.engine.conftest import write_dataset
+from tests.inference.conftest import one_torch_thread  # noqa: F401 (autouse fixture)
 
 SIZE = 64
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -92,9 +92,8 @@ def add_parser(subparsers, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from egtr.checkpoints import load_model
     from egtr.cli.benchmark import resolve_device
-    from egtr.data import NotADatasetError, load_dataset
+    from egtr.cli.evaluate import load_model_for, load_split, resolve_protocol
     from egtr.studies.analysis import AnalysisOptions, analyze_split
     from egtr.studies.analysis_report import write_analysis
     from egtr.studies.synthetic import IMAGE_SIZE, ensure_synthetic_data
@@ -104,18 +103,9 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"--{name.replace('_', '-')} is too small: {getattr(args, name)}")
     default_size = (800, 1333) if args.data else (IMAGE_SIZE, 2 * IMAGE_SIZE)
     data = args.data or ensure_synthetic_data(args.out / "data")
-    try:
-        split = load_dataset(data, args.split)
-    except NotADatasetError as error:
-        raise CommandError(str(error)) from error
-    model = load_model(args.checkpoint)
-    if (model.config.num_labels, model.config.num_rel_labels) != (split.num_classes, split.num_predicates):
-        raise CommandError(
-            f"{args.checkpoint}: the model has {model.config.num_labels} classes and "
-            f"{model.config.num_rel_labels} predicates, {data} has {split.num_classes} and "
-            f"{split.num_predicates}"
-        )
-    protocol = args.protocol if args.protocol != "auto" else ("oi" if split.layout == "open-images" else "vg")
+    split = load_split(data, args.split)
+    model = load_model_for(args.checkpoint, split)
+    protocol = resolve_protocol(args.protocol, split)
     options = AnalysisOptions(
         size=args.size or default_size[0],
         max_size=args.max_size or default_size[1],
