@@ -1,6 +1,7 @@
 """Study files: the shipped ones load, per-layer variants expand, and bad files name file, variant, field."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,10 @@ def test_bad_study_files_are_named_errors(content, message):
 def test_unknown_study_name_lists_the_shipped_ones():
     with pytest.raises(StudyError, match="smoothing"):
         load_study("no_such_study")
+
+
+def test_the_documented_study_file_is_valid():
+    readme = Path(__file__).parents[2] / "docs" / "studies" / "README.md"
+    example = readme.read_text().split("```json\n")[1].split("```")[0]
+    study = parse_study(example, str(readme))
+    assert study.plot.x == "connectivity_loss_coefficient" and len(study.variants) == 3

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         for name in shipped_studies():
             study = load_study(name)
-            print(f"{name:18s} {study.title} ({len(study.variants)} variant entries)")
+            print(f"{name}: {study.title}\n  " + "; ".join(variant.name for variant in study.variants))
         return 0
     if not args.study:
         raise CommandError("--study is required (see --list)")

@@ -89,10 +89,6 @@ class StudyPlan:
     detector: Job | None  # None with --init-from
     runs: list[Job]
 
-    @property
-    def init_from(self) -> str:
-        return self.runs[0].settings.init_from or ""
-
 
 @dataclass
 class StudyOutcome:
