@@ -119,3 +119,36 @@ def test_killed_study_resumes_and_its_table_matches_the_runs(tmp_path, capsys):
 
     assert main(command(steps=3)) == 2  # in this process: no second interpreter start
     assert "finished with other settings (max_steps" in capsys.readouterr().err
+
+
+def test_plan_is_seed_major_from_the_given_detector(tmp_path):
+    from egtr.checkpoints import save_model
+    from egtr.studies.runner import AblateOptions, plan_study
+    from egtr.studies.study import load_study
+    from tests.studies.conftest import tiny_model
+
+    data = write_dataset(tmp_path / "data", [0, 1], eval_count=1)
+    detector = save_model(tiny_model(data), tmp_path / "detector.safetensors")  # 2 decoder layers
+    options = AblateOptions(out=tmp_path / "out", data=data, init_from=str(detector), seeds=2, first_seed=4)
+    plan = plan_study(load_study("sources"), options)
+    names = [variant.name for variant in plan.study.variants]
+    assert names == [
+        "final hidden only",
+        "layer 1 q/k only",
+        "layer 2 q/k only",
+        "q/k of all layers",
+        "all, gated (official)",
+    ]
+    assert [job.title for job in plan.runs] == [f"{name}, seed {seed}" for seed in (4, 5) for name in names]
+    assert plan.detector is None
+    for job in plan.runs:
+        settings = job.settings
+        assert (settings.init_from, settings.max_steps, settings.val_check_interval) == (
+            str(detector),
+            150,
+            75,
+        )
+        assert settings.data == str(data) and settings.phase == "egtr" and settings.devices == 1
+        assert job.folder == tmp_path / "out" / "runs" / job.meta["slug"] / f"seed-{settings.seed}"
+    assert plan.runs[1].settings.model["relation_attention_layers"] == [0]
+    assert plan.runs[1].settings.model["relation_use_final_hidden"] is False

@@ -145,8 +145,10 @@ def plan_study(study: Study, options: AblateOptions) -> StudyPlan:
         init_from = str(out / "detector" / "model.safetensors")
     study = study.expanded(decoder_layers(options, common_model))
     runs = []
-    for variant in study.variants:
-        for seed in range(options.first_seed, options.first_seed + options.seeds):
+    # seed-major: every variant gets its first seed before any gets a second, so a study stopped early
+    # (or first run with --seeds 1, then extended) already covers every variant
+    for seed in range(options.first_seed, options.first_seed + options.seeds):
+        for variant in study.variants:
             overrides = {
                 **common,
                 **study_budget(run_steps),
