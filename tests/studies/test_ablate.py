@@ -76,11 +76,11 @@ def test_killed_study_resumes_and_its_table_matches_the_runs(tmp_path, capsys):
     def command(steps: int) -> list[str]:
         return [
             "ablate", "--study", str(tmp_path / "study.json"), "--data", str(data), "--settings",
-            str(tmp_path / "settings.json"), "--steps", str(steps), "--detector-steps", "2", "--seeds", "1",
+            str(tmp_path / "settings.json"), "--steps", str(steps), "--detector-steps", "1", "--seeds", "1",
             "--out", str(out),
         ]  # fmt: skip
 
-    flags = command(steps=2)
+    flags = command(steps=1)
     first, second = (out / "runs" / slug / "seed-0" / "result.json" for slug in ("dot-layer-2", "plain-head"))
 
     process = subprocess.Popen(
@@ -109,7 +109,7 @@ def test_killed_study_resumes_and_its_table_matches_the_runs(tmp_path, capsys):
     assert set(rows) == set(runs)
     for name, run in runs.items():
         assert [cell.strip("*") for cell in rows[name]] == [percent(run["metrics"][m]) for m in METRICS]
-        assert run["settings"]["max_steps"] == 2 and run["settings"]["init_from"] == str(
+        assert run["settings"]["max_steps"] == 1 and run["settings"]["init_from"] == str(
             out / "detector" / "model.safetensors"
         )
     document = json.loads((out / "results.json").read_text())
@@ -117,7 +117,7 @@ def test_killed_study_resumes_and_its_table_matches_the_runs(tmp_path, capsys):
         assert variant["runs"][0]["metrics"] == runs[variant["name"]]["metrics"]
     assert (out / "tiny.png").stat().st_size > 0
 
-    assert main(command(steps=3)) == 2  # in this process: no second interpreter start
+    assert main(command(steps=2)) == 2  # in this process: no second interpreter start
     assert "finished with other settings (max_steps" in capsys.readouterr().err
 
 
