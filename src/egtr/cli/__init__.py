@@ -13,7 +13,19 @@ import sys
 
 from egtr.cli.errors import CommandError
 
-COMMAND_MODULES = ("demo", "train", "evaluate", "predict", "serve", "export", "data", "info", "benchmark")
+COMMAND_MODULES = (
+    "demo",
+    "train",
+    "evaluate",
+    "predict",
+    "serve",
+    "export",
+    "data",
+    "info",
+    "benchmark",
+    "ablate",
+    "analyze",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

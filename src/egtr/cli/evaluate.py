@@ -97,7 +97,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
 
 
 def run(args: argparse.Namespace) -> int:
-    split = _load_split(args.data, args.split)
+    split = load_split(args.data, args.split)
     if args.checkpoint:
         return _evaluate_checkpoint(split, args)
     from egtr.evaluation import PredictionsFile
@@ -126,7 +126,7 @@ def evaluate_predictions(
     from egtr.evaluation import evaluate_split, training_triplets, write_report
     from egtr.evaluation.split import count_unreadable
 
-    protocol = args.protocol if args.protocol != "auto" else ("oi" if split.layout == "open-images" else "vg")
+    protocol = resolve_protocol(args.protocol, split)
     seen_triplets, zero_shot_split = None, None
     if protocol == "vg" and args.zero_shot_split != "none":
         seen_split = _optional_split(split.root, args.zero_shot_split)
@@ -177,7 +177,6 @@ def evaluate_predictions(
 
 
 def _evaluate_checkpoint(split, args: argparse.Namespace) -> int:
-    from egtr.checkpoints import load_model
     from egtr.cli.benchmark import resolve_device
     from egtr.cli.inference_options import apply_logit_adjustment, image_reading, inference_settings
     from egtr.engine.predict_split import predict_records
@@ -185,15 +184,9 @@ def _evaluate_checkpoint(split, args: argparse.Namespace) -> int:
     from egtr.inference.postprocess import PostprocessOptions
     from egtr.precision import precision_note
 
-    model = load_model(args.checkpoint)
+    model = load_model_for(args.checkpoint, split)
     apply_logit_adjustment(model, args)
-    if (model.config.num_labels, model.config.num_rel_labels) != (split.num_classes, split.num_predicates):
-        raise CommandError(
-            f"{args.checkpoint}: the model has {model.config.num_labels} classes and "
-            f"{model.config.num_rel_labels} predicates, the dataset {split.num_classes} and "
-            f"{split.num_predicates}"
-        )
-    protocol = args.protocol if args.protocol != "auto" else ("oi" if split.layout == "open-images" else "vg")
+    protocol = resolve_protocol(args.protocol, split)
     device = resolve_device(args.device)
     note = precision_note(device, args.precision)
     if note:
@@ -223,7 +216,26 @@ def _evaluate_checkpoint(split, args: argparse.Namespace) -> int:
     return evaluate_predictions(split, predictions, args, settings, from_model=True)
 
 
-def _load_split(root: Path, split: str):
+def resolve_protocol(choice: str, split) -> str:
+    """The evaluation protocol: `choice`, or for "auto" oi on the open-images layout and vg otherwise."""
+    return choice if choice != "auto" else ("oi" if split.layout == "open-images" else "vg")
+
+
+def load_model_for(checkpoint: str, split):
+    """The model of `checkpoint`; CommandError when its classes or predicates do not fit the split's."""
+    from egtr.checkpoints import load_model
+
+    model = load_model(checkpoint)
+    if (model.config.num_labels, model.config.num_rel_labels) != (split.num_classes, split.num_predicates):
+        raise CommandError(
+            f"{checkpoint}: the model has {model.config.num_labels} classes and "
+            f"{model.config.num_rel_labels} predicates, the dataset {split.num_classes} and "
+            f"{split.num_predicates}"
+        )
+    return model
+
+
+def load_split(root: Path, split: str):
     from egtr.data import NotADatasetError, load_dataset
 
     try:
