@@ -12,7 +12,7 @@ from egtr.models.egtr import EGTR
 
 
 def official_vg_key_shapes() -> dict[str, tuple]:
-    """Official EGTR state-dict names and shapes for Visual Genome, written from spec §7.1."""
+    """Official EGTR state-dict names and shapes for Visual Genome, written from architecture.md §5.9"""
     keys: dict[str, tuple] = {}
     bb = "model.backbone.conv_encoder.model."
 

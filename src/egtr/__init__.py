@@ -1,6 +1,6 @@
 """egtr: EGTR scene graph generation (CVPR 2024) in plain PyTorch.
 
-Public API (DESIGN §3): EGTRConfig, EGTR, EGTROutput, load_model, SceneGraphPredictor, SceneGraph,
+Public API (architecture.md §4): EGTRConfig, EGTR, EGTROutput, load_model, SceneGraphPredictor, SceneGraph,
 and the `egtr.evaluation` package.
 """
 

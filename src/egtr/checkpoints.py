@@ -1,7 +1,7 @@
 """Save and load models: this project's format and the official EGTR / pretrained-detector files.
 
 Native format: one `.safetensors` file holding the weights, with the EGTRConfig as JSON in its metadata
-(no pickle). Official files (spec §7) are read with `torch.load(weights_only=True)` only:
+(no pickle). Official files (architecture.md §5.9) are read with `torch.load(weights_only=True)` only:
 - an official EGTR Lightning `.ckpt` (keys `model.<official name>`), with `config.json` in its artifact
   directory (the `.ckpt` lives in `<artifact>/checkpoints/`), or the artifact directory (highest epoch);
 - an official pretrained-detector directory (`config.json` + `pytorch_model.bin`, HF `save_pretrained`):
@@ -241,7 +241,8 @@ def official_to_native(state: dict[str, Tensor], source: str) -> dict[str, Tenso
 
 
 def native_to_official(model: EGTR) -> dict[str, Tensor]:
-    """The model's state dict under official EGTR names (six copies of the shared heads), spec §7.1."""
+    """The model's state dict under official EGTR names (six copies of the shared heads), architecture.md
+    §5.9"""
     reverse = [(native, official) for official, native in OFFICIAL_PREFIXES]
     official: dict[str, Tensor] = {}
     for key, value in model.state_dict().items():

@@ -1,6 +1,7 @@
 """EGTRConfig: every architecture and objective setting, with the official defaults.
 
-Defaults reproduce the official EGTR (Deformable DETR hub config + EGTR extras, spec §1.3, §1.6, §2.6).
+Defaults reproduce the official EGTR (Deformable DETR hub config + EGTR extras, architecture.md §5.2, §5.3,
+§5.5).
 Presets: `EGTRConfig.visual_genome()`, `.open_images()`, `.small()` (fast CPU config for tests/demo).
 """
 
@@ -73,7 +74,7 @@ class EGTRConfig(DictRoundTrip):
     init_std: float = 0.02
     init_xavier_std: float = 1.0
 
-    # --- relation head (spec §1.6)
+    # --- relation head (architecture.md §5.3)
     relation_attention_layers: list[int] | None = None  # decoder layers used as sources; None = all
     relation_use_final_hidden: bool = True  # the final hidden states as the extra source
     relation_function: str = "concat"  # concat | sum | product | dot
@@ -84,7 +85,7 @@ class EGTRConfig(DictRoundTrip):
     logit_adjustment: bool = False
     logit_adj_tau: float = 0.3
 
-    # --- objective (spec §2)
+    # --- objective (architecture.md §5.5)
     auxiliary_loss: bool = False
     ce_loss_coefficient: float = 2.0
     bbox_loss_coefficient: float = 5.0

@@ -6,7 +6,7 @@ import numpy as np
 
 
 def random_image(rng: np.random.Generator, num_classes=4, num_predicates=5, num_queries=8, max_pairs=30):
-    """One (groundtruth, prediction) pair in the DESIGN §3 convention."""
+    """One (groundtruth, prediction) pair in the architecture.md §4 convention."""
     num_boxes = int(rng.integers(1, 7))
     corners = rng.integers(0, 40, size=(num_boxes, 2)).astype(np.float64)
     sizes = rng.integers(2, 25, size=(num_boxes, 2)).astype(np.float64)

@@ -1,4 +1,5 @@
-"""The official post-processing rules (spec §4, `train_egtr.py:evaluate_batch`) written out slowly."""
+"""The official post-processing rules (architecture.md §5.6, `train_egtr.py:evaluate_batch`) written out
+slowly."""
 
 import itertools
 

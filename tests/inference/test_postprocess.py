@@ -1,4 +1,4 @@
-"""Post-processing against a brute force of the official rules over all N x N x R (spec §4)."""
+"""Post-processing against a brute force of the official rules over all N x N x R (architecture.md §5.6)."""
 
 import itertools
 

@@ -1,4 +1,5 @@
-"""Triplet selection against slow references of the official rules (spec §4), de-duplication included."""
+"""Triplet selection against slow references of the official rules (architecture.md §5.6), de-duplication
+included."""
 
 import numpy as np
 import pytest

@@ -15,7 +15,8 @@ from egtr.models.transformer import encoder_reference_points
 
 def test_visual_genome_parameter_count_matches_official():
     model = EGTR(EGTRConfig.visual_genome())
-    # spec §1.8: 41,362,576 + 1,140,100 (triplet_dist + rel_dist) + 7,680 (4 trainable downsample BNs)
+    # architecture.md §5.9: 41,362,576 + 1,140,100 (triplet_dist + rel_dist) + 7,680 (4 trainable downsample
+    # BNs)
     assert sum(p.numel() for p in model.parameters()) == 42_510_356
     assert model.frequency_bias.triplet_dist.numel() + model.frequency_bias.rel_dist.numel() == 1_140_100
     trainable_bn = [n for n, p in model.named_parameters() if "downsample.1" in n]

@@ -1,4 +1,4 @@
-"""The factorized relation head against the naive pair-tensor implementation (spec §1.6)."""
+"""The factorized relation head against the naive pair-tensor implementation (architecture.md §5.3)."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""Image + target transforms as the official EGTR pipeline applies them (spec §3.1, §3.2), and the one place
+"""Image + target transforms as the official EGTR pipeline applies them (architecture.md §5.7), and the one
+place
 that normalizes images.
 
 A transform takes and returns `(image, target)`: a PIL RGB image and a dict with `boxes` float [M,4]
@@ -32,7 +33,6 @@ TRAIN_SCALES = tuple(range(480, 801, 32))  # 480, 512, ..., 800
 MID_SCALES = (400, 500, 600)
 DETECTOR_CROP = (384, 600)  # RandomSizeCrop of the official detector pre-training
 EVAL_SIZE, EVAL_MAX_SIZE = 800, 1333
-FPS_SIZE, FPS_MAX_SIZE = 600, 1000
 
 Target = dict[str, Any]
 Transform = Callable[[Image.Image, Target], tuple[Any, Target]]

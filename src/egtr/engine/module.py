@@ -1,4 +1,5 @@
-"""LightningModule around the plain EGTR model and criterion (DESIGN §2: Lightning only orchestrates)."""
+"""LightningModule around the plain EGTR model and criterion (architecture.md §2: Lightning only
+orchestrates)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class EGTRModule(L.LightningModule):
     relation head);
     `egtr` and `finetune` train everything with three learning rates.
 
-    Validation logs `validation_loss` (the dense loss, spec §2.3) and, when `collect_predictions` is set by
+    Validation logs `validation_loss` (the dense loss, architecture.md §5.5) and, when `collect_predictions`
+    is set by
     the metrics callback, keeps post-processed predictions in `predictions` as (image_id, dict) pairs.
     """
 

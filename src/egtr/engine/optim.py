@@ -1,4 +1,4 @@
-"""AdamW and its parameter groups by name, as officially (spec §3.1, §3.2)."""
+"""AdamW and its parameter groups by name, as officially (architecture.md §5.7)."""
 
 from __future__ import annotations
 

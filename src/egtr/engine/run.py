@@ -73,7 +73,7 @@ def initialize(module: EGTRModule, source: Any, settings: TrainSettings, data: S
         state = source.state_dict()
         if settings.phase in FINETUNE_PHASES:
             load_state_strictly(module.model, state, str(settings.init_from))
-        else:  # detector weights only; the relation head starts fresh (spec §3.2)
+        else:  # detector weights only; the relation head starts fresh (architecture.md §5.7)
             detector = {k: v for k, v in state.items() if k.startswith("detector.")}
             load_state_strictly(
                 module.model,

@@ -1,6 +1,7 @@
 """Training settings: one dataclass, official presets per dataset and phase, overrides from files and flags.
 
-Phases (spec §3), in recipe order: `detector` (Deformable DETR pre-training, auxiliary losses on, the DETR
+Phases (architecture.md §5.7), in recipe order: `detector` (Deformable DETR pre-training, auxiliary losses
+on, the DETR
 augmentation with RandomSizeCrop), `detector_finetune` (the same at x0.1 learning rates from the best
 `detector` model), `egtr` (relation head trained from the pre-trained detector, three learning rates, no
 crop), `finetune` (all rates x0.1 from the best `egtr` model). Datasets: `visual_genome`, `open_images`
@@ -34,7 +35,7 @@ class TrainSettings(DictRoundTrip):
     backbone_weights: str | None = None  # ImageNet ResNet weights (detector phase)
     resume: bool = True  # continue from out/checkpoints/last.ckpt when it exists
 
-    # optimization (spec §3)
+    # optimization (architecture.md §5.7)
     lr: float = 2e-6
     lr_backbone: float = 2e-7  # names with backbone | reference_points | sampling_offsets
     lr_initialized: float = 2e-4  # newly initialized relation head (egtr and finetune phases)
@@ -128,7 +129,7 @@ class TrainSettings(DictRoundTrip):
         write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
-# Official hyper-parameters (spec §3.1, §3.2); each fine-tune = its phase with every rate x0.1.
+# Official hyper-parameters (architecture.md §5.7); each fine-tune = its phase with every rate x0.1.
 _PHASE_PRESETS: dict[str, dict[str, Any]] = {
     "detector": dict(
         lr=1e-4,

@@ -1,8 +1,9 @@
 """Object detection AP (COCO AP, AP50, ...) through pycocotools, from per-image detections.
 
 Detections per image: `{"boxes": [D,4] xyxy pixels, "labels": [D] 0-based, "scores": [D]}`. VG: the top-100
-(query, class) pairs of sigmoid(logits) (spec §4.7, §5.2); Open Images: every query with its softmax-max
-class (spec §5.3). Conventions:
+(query, class) pairs of sigmoid(logits) (architecture.md §5.6, §5.8); Open Images: every query with its
+softmax-max
+class (architecture.md §5.8). Conventions:
 - "coco" (VG): xywh = (x0, y0, x1 - x0, y1 - y0) as DETR's CocoEvaluator, annotation ids from 1.
 - "open_images": widths and heights + 1 for ground truth and detections, ground-truth area
   (w + 1)(h + 1), annotation ids from 0 as PySGG's faux COCO (pycocotools then counts a detection

@@ -1,4 +1,4 @@
-"""Per-image evaluator inputs (DESIGN §3): read, check and normalize ground truth and predictions.
+"""Per-image evaluator inputs (architecture.md §4): read, check and normalize ground truth and predictions.
 
 Ground truth: `{"boxes": [M,4] xyxy pixels, "labels": [M], "relations": [T,3] (subject, object,
 predicate)}`. Prediction: `{"boxes": [K,4], "labels": [K], "scores": [K], "rel_pairs": [P,2] (best pair

@@ -1,4 +1,5 @@
-"""Open Images V6 relation metrics (spec §5.3; PySGG / BGNN `oi_eval.py` + `ap_eval_rel.py` as used by EGTR).
+"""Open Images V6 relation metrics (architecture.md §5.8; PySGG / BGNN `oi_eval.py` + `ap_eval_rel.py` as
+used by EGTR).
 
 Per image, the candidates are the 2 best predicates of every given pair scored s_sub * s_obj * rel, the
 100 best of those, keeping scores > 1e-5 (the selection lives here, in `open_images_triplets`; the
@@ -63,7 +64,7 @@ class OpenImagesEvaluator:
         self._images_without_relations = 0
 
     def update(self, groundtruth: Mapping, prediction: Mapping, image_id: object | None = None) -> None:
-        """Add one image (DESIGN §3 dicts). `image_id` only names the image in error messages."""
+        """Add one image (architecture.md §4 dicts). `image_id` only names the image in error messages."""
         where = describe_image(image_id)
         truth = read_groundtruth(groundtruth, self.num_predicates, f"{where} ground truth")
         predicted = read_prediction(prediction, self.num_predicates, f"{where} prediction")

@@ -6,7 +6,7 @@ Layout (version 1): per-image arrays concatenated over images, with offsets [n+1
   pair_offsets [n+1], rel_pairs [sum P,2] int32, rel_scores [sum P,R] float32,
   and, when every image has a `detections` entry: detection_offsets [n+1], detection_boxes [sum D,4],
   detection_labels [sum D], detection_scores [sum D].
-A prediction dict is DESIGN §3's, optionally with `detections` {boxes, labels, scores}.
+A prediction dict is architecture.md §4's, optionally with `detections` {boxes, labels, scores}.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class PredictionsFileError(ValueError):
 def write_predictions(path: str | Path, items: Iterable[tuple[str, Mapping]]) -> Path:
     """Write (image_id, prediction) pairs to `path` atomically (temporary file, then rename).
 
-    Every prediction is checked first (DESIGN §3 fields; `detections` in all images or in none).
+    Every prediction is checked first (architecture.md §4 fields; `detections` in all images or in none).
     """
     path = Path(path)
     image_ids: list[str] = []

@@ -1,4 +1,4 @@
-"""Visual Genome SGDet recall: R@K, mR@K, ngR@K, ngmR@K, zR@K, F1@K (spec §5.1).
+"""Visual Genome SGDet recall: R@K, mR@K, ngR@K, ngmR@K, zR@K, F1@K (architecture.md §5.8).
 
 Reproduces the neural-motifs / KERN evaluator used by EGTR (`sg_eval.py`, `calculate_mR_from_evaluator_list`):
 - ground-truth triplets are the distinct (subject, object, predicate) rows of an image;
@@ -67,7 +67,7 @@ class SceneGraphEvaluator:
         self._images_without_relations = 0
 
     def update(self, groundtruth: Mapping, prediction: Mapping, image_id: object | None = None) -> None:
-        """Add one image (DESIGN §3 dicts). `image_id` only names the image in error messages."""
+        """Add one image (architecture.md §4 dicts). `image_id` only names the image in error messages."""
         where = describe_image(image_id)
         truth = read_groundtruth(groundtruth, self.num_predicates, f"{where} ground truth")
         predicted = read_prediction(prediction, self.num_predicates, f"{where} prediction")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 ONNX_FILE = "model.onnx"
 OPENVINO_FILE = "model.xml"
-OPENVINO_WEIGHTS = "model.bin"
 REPORT_FILE = "export.json"
 FORMATS = ("onnx", "openvino")
 # the model files each runtime reads, in order of preference (OpenVINO also reads ONNX directly)

@@ -1,4 +1,5 @@
-"""Model outputs -> per-image scene-graph predictions (the evaluator inputs of DESIGN §3), spec §4.
+"""Model outputs -> per-image scene-graph predictions (the evaluator inputs of architecture.md §4),
+architecture.md §5.6
 
 Official rules (`train_egtr.py:evaluate_batch`, HF `post_process`), per image:
 - object score and label = max of softmax over the C class logits (sigmoid as an option);

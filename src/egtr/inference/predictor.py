@@ -1,4 +1,4 @@
-"""SceneGraphPredictor: images in, scene graphs out (DESIGN §3), on CPU or GPU.
+"""SceneGraphPredictor: images in, scene graphs out (architecture.md §4), on CPU or GPU.
 
     predictor = SceneGraphPredictor.from_checkpoint("model.safetensors")
     graph = predictor.predict("photo.jpg")           # one SceneGraph
@@ -6,8 +6,9 @@
 
 Per image: read (images.py, the one image reader; by default as the official loader) -> the official
 evaluation preprocessing (shorter side `size`, longer at most `max_size`, ImageNet normalization;
-spec §3.2) -> batches padded with pixel masks ->
-the model -> the official post-processing (spec §4) -> triplets and objects (triplets.py). Images are read
+architecture.md §5.7) -> batches padded with pixel masks ->
+the model -> the official post-processing (architecture.md §5.6) -> triplets and objects (triplets.py).
+Images are read
 and preprocessed on `workers` background threads while the model runs.
 
 The network runs in a backend (backend.py): PyTorch eager by default, or an exported model (egtr.export).

@@ -1,4 +1,4 @@
-"""SceneGraph: one image's predicted objects and subject-predicate-object triplets (DESIGN §3).
+"""SceneGraph: one image's predicted objects and subject-predicate-object triplets (architecture.md §4).
 
 Objects are listed in a readable order: first the objects of the kept triplets, in the order they first
 appear (the top triplet's subject is object 0, its object usually object 1), then, when the predictor

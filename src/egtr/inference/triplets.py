@@ -1,6 +1,6 @@
 """One image's post-processed prediction -> a readable SceneGraph (triplets best first, their objects).
 
-The ranking is the evaluation's own (`egtr.evaluation.candidates`, official rules, spec §4):
+The ranking is the evaluation's own (`egtr.evaluation.candidates`, official rules, architecture.md §5.6):
 - graph constraint: one triplet per pair, its best predicate, pairs in the post-processing's order;
 - no graph constraint: the best pair x predicate candidates, several predicates per pair possible;
 score = s_subject * s_object * rel[predicate]. Then, in this order:

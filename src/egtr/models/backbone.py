@@ -2,7 +2,8 @@
 
 Parameter names follow torchvision's ResNet (`conv1`, `bn1`, `layer{1..4}.{block}.conv{1,2,3}`, `.bn*`,
 `.downsample.{0,1}`), so an ImageNet state dict saved by torchvision or timm loads directly (its `fc.*`
-entries are ignored). Official EGTR quirk (spec §1.2): every BatchNorm becomes FrozenBatchNorm2d except the
+entries are ignored). Official EGTR quirk (architecture.md §5.1): every BatchNorm becomes FrozenBatchNorm2d
+except the
 four `layer{1..4}.0.downsample.1`, which stay ordinary trainable BatchNorm2d; `freeze_downsample_bn=True`
 freezes them too. `norm="batch"` makes every norm a trainable BatchNorm2d, for training from scratch.
 """

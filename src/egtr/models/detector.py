@@ -1,4 +1,4 @@
-"""Deformable DETR (single-stage, no box refinement) as used by EGTR (spec §1.2-§1.4)."""
+"""Deformable DETR (single-stage, no box refinement) as used by EGTR (architecture.md §5.1, §5.2)."""
 
 from __future__ import annotations
 

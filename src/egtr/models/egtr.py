@@ -1,4 +1,4 @@
-"""EGTR = Deformable DETR detector + relation head (+ frequency bias), DESIGN §3."""
+"""EGTR = Deformable DETR detector + relation head (+ frequency bias), architecture.md §4"""
 
 from __future__ import annotations
 

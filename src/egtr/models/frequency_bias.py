@@ -1,4 +1,4 @@
-"""Frequency bias: a per (subject class, object class) prior on predicate logits (spec §1.7).
+"""Frequency bias: a per (subject class, object class) prior on predicate logits (architecture.md §5.4).
 
 From training triplet counts fg [C+1, C+1, R] the official code builds, in float64 and then float32,
 

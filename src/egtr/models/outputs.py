@@ -1,4 +1,4 @@
-"""Output containers of the detector and of EGTR (DESIGN §3)."""
+"""Output containers of the detector and of EGTR (architecture.md §4)."""
 
 from __future__ import annotations
 
@@ -21,15 +21,6 @@ class DetectorOutput:
     last_hidden_state: Tensor  # [B,N,d] final decoder hidden states
     attention_queries: Tensor  # [B,L,N,d] self-attention q_proj(h + pos) of every layer, unscaled
     attention_keys: Tensor  # [B,L,N,d] self-attention k_proj(h + pos) of every layer
-
-
-@dataclass
-class RelationOutput:
-    """What the relation head returns (S = number of relation sources, R = predicates)."""
-
-    rel_logits: Tensor  # [B,N,N,R] predicate logits, frequency bias included when enabled
-    connectivity_logits: Tensor | None  # [B,N,N] or None when the connectivity head is off
-    gates: Tensor  # [B,N,N,S] sigmoid gate of each relation source
 
 
 @dataclass

@@ -4,9 +4,10 @@ For every relation source s (decoder layer l, or the final hidden states) the he
 feature a_{s,i} and an object feature b_{s,j} (proj_q / proj_k, or final_sub_proj / final_obj_proj), forms
 the pair feature R_s(i, j) = f(a_{s,i}, b_{s,j}) with the relation function f (official: concatenation),
 gates it with one shared Linear(F, 1) and sums: P(i, j) = Σ_s sigmoid(gate(R_s)) * R_s. Two MLPs read P:
-predicate logits [R] and connectivity [1] (spec §1.6).
+predicate logits [R] and connectivity [1] (architecture.md §5.3).
 
-Efficiency (DESIGN §5): when f is linear in (a, b) (concat, sum), the gate logit and the first layer of both
+Efficiency (architecture.md §3): when f is linear in (a, b) (concat, sum), the gate logit and the first layer
+of both
 MLPs split into per-object terms, so W1 P(i, j) = Σ_s g_s(i,j) (W_a a_{s,i}) + Σ_s g_s(i,j) (W_b b_{s,j}):
 two batched matmuls over the S sources. The [B,N,N,S,F] pair tensor is never built.
 """

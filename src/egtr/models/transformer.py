@@ -1,7 +1,7 @@
-"""Deformable DETR encoder and decoder (post-norm, spec §1.4).
+"""Deformable DETR encoder and decoder (post-norm, architecture.md §5.2).
 
 The decoder RETURNS the by-products EGTR reads: every layer's self-attention query and key projections
-q_proj(h + pos) and k_proj(h + pos) (spec §1.5), alongside the hidden states of every layer.
+q_proj(h + pos) and k_proj(h + pos) (architecture.md §5.3), alongside the hidden states of every layer.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def failure_counts(
     top_k: int = 50,
     iou_threshold: float = 0.5,
 ) -> dict[str, int]:
-    """Counts per category (CATEGORIES) of one image's ground-truth triplets (DESIGN §3 dicts)."""
+    """Counts per category (CATEGORIES) of one image's ground-truth triplets (architecture.md §4 dicts)."""
     truth = read_groundtruth(groundtruth, num_predicates)
     predicted = read_prediction(prediction, num_predicates)
     counts = dict.fromkeys(CATEGORIES, 0)

@@ -1,4 +1,5 @@
-"""Training objectives: the EGTR criterion, the detector-only criterion, the Hungarian matcher (spec §2)."""
+"""Training objectives: the EGTR criterion, the detector-only criterion, the Hungarian matcher
+(architecture.md §5.5)."""
 
 from egtr.training.criterion import EGTRCriterion
 from egtr.training.detector_criterion import DetectorCriterion

@@ -1,4 +1,5 @@
-"""The EGTR training objective (spec §2): detection + relation (adaptive smoothing, sampling) + connectivity.
+"""The EGTR training objective (architecture.md §5.5): detection + relation (adaptive smoothing, sampling) +
+connectivity.
 
     loss = ce_w * loss_ce + bbox_w * loss_bbox + giou_w * loss_giou
          + rel_w * loss_rel + conn_w * loss_connectivity

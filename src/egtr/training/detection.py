@@ -1,4 +1,4 @@
-"""Detection terms of the objectives: sigmoid focal class loss, L1 and GIoU box losses (spec §2.5).
+"""Detection terms of the objectives: sigmoid focal class loss, L1 and GIoU box losses (architecture.md §5.5).
 
 All three are sums over the batch divided by `num_boxes`, the number of ground-truth boxes (`count_boxes`).
 `detection_terms` applies them to the final predictions and, optionally, to every intermediate decoder layer

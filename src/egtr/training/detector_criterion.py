@@ -1,4 +1,4 @@
-"""The detector-only objective for phase-one pre-training (spec §2.6, `DeformableDetrLoss`).
+"""The detector-only objective for phase-one pre-training (architecture.md §5.5, `DeformableDetrLoss`).
 
     loss = ce_w * loss_ce + bbox_w * loss_bbox + giou_w * loss_giou  (+ the same for decoder layers 0..L-2)
 

@@ -1,4 +1,5 @@
-"""Hungarian matching of object queries to ground-truth boxes, with the adaptive-smoothing shift (spec §2.1).
+"""Hungarian matching of object queries to ground-truth boxes, with the adaptive-smoothing shift
+(architecture.md §5.5).
 
 Cost of assigning query q to target t (all terms as officially, in float32):
     p = sigmoid(logits[q, label_t])

@@ -1,4 +1,4 @@
-"""Relation and connectivity terms of the EGTR objective (spec §2.2-§2.4), computed in query space.
+"""Relation and connectivity terms of the EGTR objective (architecture.md §5.5), computed in query space.
 
 Query space: the dense ground truth is indexed by the matched query ids, positive[b, i, j, p] = True when
 image b has the relation (subject, object, p) and queries i, j are matched to that subject and object.

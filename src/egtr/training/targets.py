@@ -1,4 +1,4 @@
-"""Checking and normalizing the per-image ground truth that the objectives receive (DESIGN §3).
+"""Checking and normalizing the per-image ground truth that the objectives receive (architecture.md §4).
 
 One dict per image: `labels` [M] long (0-based classes), `boxes` [M,4] normalized (cx, cy, w, h),
 `relations` [T,3] long (subject box index, object box index, predicate), 0-based. Other keys (image_id, ...)

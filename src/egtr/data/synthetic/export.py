@@ -8,8 +8,6 @@ from egtr.data.coco_relations import IMAGE_DIR
 from egtr.data.coco_writer import write_coco_dataset
 from egtr.data.synthetic.world import SyntheticWorld
 
-SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
-
 
 def split_sizes(num_images: int, val_fraction: float = 0.1, test_fraction: float = 0.1) -> dict[str, int]:
     """Images per split: val and test get round(fraction * n), at least 1 each once n >= 3; train the rest."""
