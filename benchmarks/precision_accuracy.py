@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from egtr.config import EGTRConfig
+from egtr.data.images import load_rgb
 from egtr.data.transforms import normalize_image, resized_shape
 from egtr.hardware import describe
-from egtr.inference.images import load_rgb
 from egtr.inference.postprocess import PostprocessOptions, postprocess
 from egtr.models.egtr import EGTR
 from egtr.precision import autocast, precision_note

@@ -30,8 +30,8 @@ from egtr.checkpoints import (
 from egtr.config import CONFIG_FILE_LIMIT, EGTRConfig
 from egtr.data import DatasetError, SceneGraphRecord, load_dataset, write_coco_dataset
 from egtr.data.check import check_dataset
+from egtr.data.images import ImageReadError, load_rgb
 from egtr.evaluation.predictions_file import PredictionsFile, PredictionsFileError
-from egtr.inference.images import ImageReadError, load_rgb
 from egtr.models.egtr import EGTR
 
 from .official_checkpoints import write_official_artifact

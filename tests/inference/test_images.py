@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from egtr.inference.images import ImageReadError, ImageReading, load_rgb, source_name, to_uint8
+from egtr.data.images import ImageReadError, ImageReading, load_rgb, source_name, to_uint8
 
 from .conftest import random_pixels, write_rgb, write_with_orientation
 

@@ -6,8 +6,8 @@ import torch
 
 from egtr.data import SceneGraphRecord
 from egtr.data.dataset import SceneGraphDataset
+from egtr.data.images import ImageReading
 from egtr.data.transforms import eval_transform
-from egtr.inference.images import ImageReading
 from egtr.inference.predictor import SceneGraphPredictor
 
 from .conftest import FAST, small_model

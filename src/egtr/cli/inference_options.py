@@ -111,7 +111,7 @@ def build_backend(args: argparse.Namespace, checkpoint):
 
 def image_reading(args: argparse.Namespace, max_pixels: int | None = None):
     """The `ImageReading` the flags ask for."""
-    from egtr.inference.images import ImageReading
+    from egtr.data.images import ImageReading
 
     return ImageReading(exif=args.exif, conversion=args.image_conversion, max_pixels=max_pixels)
 

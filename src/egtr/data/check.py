@@ -17,11 +17,11 @@ import numpy as np
 from PIL import Image
 
 from egtr.data import problems as kinds
+from egtr.data.images import ImageReadError, load_rgb
 from egtr.data.layouts import detect_layout, read_split
 from egtr.data.problems import DatasetError, Problem, ProblemLog
 from egtr.data.record import SceneGraphRecord, SceneGraphSplit
 from egtr.data.validation import report_box_problems, report_duplicate_triplets
-from egtr.inference.images import ImageReadError, load_rgb
 
 # Read files as they are: no train-time filtering that would hide problems.
 CHECK_OPTIONS = {"open-images": {"filter_duplicate_rels": False}}

@@ -4,7 +4,7 @@ An item is `{"pixel_values": float [3,H,W], "target": {"labels": long [M], "boxe
 (cx, cy, w, h) normalized by the transformed image size, "relations": long [T,3], "image_id": str,
 "orig_size": long [2] (h, w) of the image read, "size": long [2] (h, w) after the transform}}`, or None
 when the image cannot be read (a warning names file and image id; `collate` drops and counts it).
-Pixels are read by the one image reader (`egtr.inference.images`, default: as the official loader).
+Pixels are read by the one image reader (`egtr.data.images`, default: as the official loader).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from egtr.data.images import ImageReadError, ImageReading
 from egtr.data.record import SceneGraphRecord, SceneGraphSplit
 from egtr.data.relation_filters import single_predicate_per_pair
 from egtr.data.synthetic.world import SyntheticWorld
 from egtr.data.transforms import ToModelInput, Transform
-from egtr.inference.images import ImageReadError, ImageReading
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from torch.utils.data import DataLoader
 
 from egtr.data.collate import collate
 from egtr.data.dataset import SceneGraphDataset
+from egtr.data.images import ImageReading
 from egtr.data.record import SceneGraphRecord
 from egtr.data.transforms import eval_transform
-from egtr.inference.images import ImageReading
 from egtr.inference.postprocess import PostprocessOptions, postprocess
 from egtr.models.egtr import EGTR
 from egtr.precision import autocast

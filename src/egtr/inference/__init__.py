@@ -19,7 +19,7 @@ _LAZY = {
     "PredictionResult": "egtr.inference.predictor",
     "SceneGraph": "egtr.inference.scene_graph",
     "Triplet": "egtr.inference.scene_graph",
-    "ImageReadError": "egtr.inference.images",
+    "ImageReadError": "egtr.data.images",
     "draw_scene_graph": "egtr.inference.visualize",
     "explain_triplet": "egtr.inference.explain",
     "draw_explanation": "egtr.inference.explain",

@@ -16,7 +16,7 @@ Batches hold images of one size only, unless `pad_mixed_sizes` is set: padding c
 model's outputs slightly, so equal-size images batch exactly and the others keep their unpadded results.
 
 A caller with its own reading and batching (the server) uses the steps one by one: `preprocess` an image
-already read by `egtr.inference.images.load_rgb`, then `predict_prepared` on a batch of them, each with
+already read by `egtr.data.images.load_rgb`, then `predict_prepared` on a batch of them, each with
 its own `selection` of triplets.
 """
 
@@ -34,10 +34,10 @@ from PIL import Image
 from torch import Tensor
 
 from egtr.data.collate import collate
+from egtr.data.images import ImageReadError, ImageReading, source_name
 from egtr.data.transforms import EVAL_MAX_SIZE, EVAL_SIZE, eval_transform
 from egtr.inference.backend import Backend, TorchBackend
 from egtr.inference.explain import explain_triplet
-from egtr.inference.images import ImageReadError, ImageReading, source_name
 from egtr.inference.names import Vocabulary, resolve_vocabulary
 from egtr.inference.postprocess import PostprocessOptions, postprocess
 from egtr.inference.progress import track
@@ -126,7 +126,7 @@ class SceneGraphPredictor:
             itself refuses files above twice that global, whatever `max_pixels` says).
         explain_rank: attach an explanation (egtr.inference.explain) of the triplet at this 1-based rank.
         workers: threads reading and preprocessing images ahead of the model.
-        exif, conversion: how image files are read (egtr.inference.images; default: as the official
+        exif, conversion: how image files are read (egtr.data.images; default: as the official
             loader, pixels as stored, PIL's RGB conversion); exif=True turns photos upright.
         logit_adjustment, logit_adj_tau: override the model config's post-hoc logit adjustment, as the
             official evaluation's flags do (None: keep the config's setting); any backend honours it.

@@ -5,7 +5,7 @@
 - `ServerLimits` (limits.py): body size, pixels, timeouts, queue length, batching, token;
 - `Batcher` (batching.py): gathers concurrent requests into batches for the model thread;
 - static/: the page, plain HTML/JS/CSS (no build step, no external resources).
-The server adds no model logic: reading is `egtr.inference.images.load_rgb`, the rest is the predictor's.
+The server adds no model logic: reading is `egtr.data.images.load_rgb`, the rest is the predictor's.
 Needs the `serve` extra (`pip install "egtr[serve]"`).
 """
 

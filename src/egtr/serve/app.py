@@ -24,7 +24,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from egtr.inference.images import WEB_FORMATS, ImageReadError
+from egtr.data.images import WEB_FORMATS, ImageReadError
 from egtr.inference.predictor import PreparedImage, SceneGraphPredictor, Selection
 from egtr.serve.batching import Batcher, ServerBusy
 from egtr.serve.errors import ApiError, image_error, install_error_handlers

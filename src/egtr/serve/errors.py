@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from egtr.inference.images import ImageReadError
+from egtr.data.images import ImageReadError
 
 # ImageReadError.kind -> status: too many pixels 413, unknown or unsupported format 415, the rest 400
 IMAGE_ERROR_STATUS = {"too_large": 413, "format": 415}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from egtr.data.images import WEB_FORMATS
 from egtr.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from egtr.inference.images import WEB_FORMATS
 from egtr.inference.predictor import SceneGraphPredictor
 from egtr.serve.limits import ServerLimits
 
