@@ -4,7 +4,7 @@ Serves a model (default: the small config with random weights; pass --checkpoint
 the demo's) with the synthetic world's names, uploads one synthetic image and hovers the best triplet.
 Uses the browser test's Chromium setup (Debian's chromium; nothing downloaded). From the repo root:
 
-    python docs/images/serve_page.py [--checkpoint egtr-output/demo/model.safetensors]
+    PYTHONPATH=. python docs/images/serve_page.py [--checkpoint egtr-output/demo/model.safetensors]
 """
 
 from __future__ import annotations

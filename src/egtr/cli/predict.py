@@ -186,8 +186,8 @@ def checkpoint_path(args: argparse.Namespace) -> Path:
     if DEMO_MODEL.is_file():
         return DEMO_MODEL
     raise CommandError(
-        f"no --checkpoint given and no demo model at {DEMO_MODEL}: run `egtr demo` (about ten minutes on a "
-        "CPU) to train one, or pass --checkpoint PATH"
+        f"no --checkpoint given and no demo model at {DEMO_MODEL}: run `egtr demo` (10 to 20 minutes on a "
+        "2-core CPU) to train one, or pass --checkpoint PATH"
     )
 
 
