@@ -82,7 +82,7 @@ def test_counts_follow_the_data_and_attention_agrees_with_explain(tiny_data):
     with torch.inference_mode():
         outputs = model(batch["pixel_values"], batch["pixel_mask"])
     config = model.config
-    matcher = HungarianMatcher(config.matching_class_cost, config.bbox_cost, config.giou_cost, smoothing=0.0)
+    matcher = HungarianMatcher.from_config(config)
     target = batch["targets"][0]
     match = matcher(outputs.logits, outputs.pred_boxes, [target["labels"]], [target["boxes"]])[0]
     query_of = dict(zip(match.target_index.tolist(), match.query_index.tolist()))

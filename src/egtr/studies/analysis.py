@@ -113,14 +113,7 @@ class SplitAnalysis:
         self.model, self.config, self.options = model, config, options
         self.records = list(records)
         self.by_id = {str(record.image_id): record for record in self.records}
-        self.matcher = HungarianMatcher(
-            class_cost=config.matching_class_cost,
-            bbox_cost=config.bbox_cost,
-            giou_cost=config.giou_cost,
-            focal_alpha=config.focal_alpha,
-            focal_gamma=config.focal_gamma,
-            smoothing=0.0,
-        )
+        self.matcher = HungarianMatcher.from_config(config)
         self.postprocess_options = PostprocessOptions.for_protocol(options.protocol)
         self.rng = np.random.default_rng(options.seed)
         self.pairs = PairSamples()

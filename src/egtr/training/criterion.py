@@ -46,14 +46,7 @@ class EGTRCriterion(nn.Module):
     def __init__(self, config: EGTRConfig) -> None:
         super().__init__()
         self.config = config
-        self.matcher = HungarianMatcher(
-            class_cost=config.matching_class_cost,
-            bbox_cost=config.bbox_cost,
-            giou_cost=config.giou_cost,
-            focal_alpha=config.focal_alpha,
-            focal_gamma=config.focal_gamma,
-            smoothing=config.smoothing,
-        )
+        self.matcher = HungarianMatcher.from_config(config, smoothing=config.smoothing)
         self.weights = {
             "loss_ce": config.ce_loss_coefficient,
             "loss_bbox": config.bbox_loss_coefficient,

@@ -30,14 +30,7 @@ class DetectorCriterion(nn.Module):
         super().__init__()
         self.config = config
         self.auxiliary_loss = auxiliary_loss
-        self.matcher = HungarianMatcher(
-            class_cost=config.matching_class_cost,
-            bbox_cost=config.bbox_cost,
-            giou_cost=config.giou_cost,
-            focal_alpha=config.focal_alpha,
-            focal_gamma=config.focal_gamma,
-            smoothing=0.0,
-        )
+        self.matcher = HungarianMatcher.from_config(config)
         self.weights = {
             "loss_ce": config.ce_loss_coefficient,
             "loss_bbox": config.bbox_loss_coefficient,

@@ -21,6 +21,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from egtr.boxes import cxcywh_to_xyxy, generalized_box_iou
+from egtr.config import EGTRConfig
 
 PROBABILITY_EPSILON = 1e-8  # inside the logs of the focal class cost, as officially
 
@@ -56,6 +57,18 @@ class HungarianMatcher(nn.Module):
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
         self.smoothing = smoothing
+
+    @classmethod
+    def from_config(cls, config: EGTRConfig, smoothing: float = 0.0) -> HungarianMatcher:
+        """The matcher with `config`'s matching costs and focal parameters, and `smoothing` (α)."""
+        return cls(
+            class_cost=config.matching_class_cost,
+            bbox_cost=config.bbox_cost,
+            giou_cost=config.giou_cost,
+            focal_alpha=config.focal_alpha,
+            focal_gamma=config.focal_gamma,
+            smoothing=smoothing,
+        )
 
     def perfect_match_cost(self) -> Tensor:
         """Cost of p = 1 on the right class and the exact box (float32 scalar, ≈ -29.63 officially)."""
