@@ -38,6 +38,8 @@ SIZE_LIMITS = {
     "encoder_n_points": (1, 64),
     "decoder_n_points": (1, 64),
     "backbone_frozen_stages": (0, 5),
+    "backbone_width": (1, 1024),
+    "denoising_groups": (0, 100),
 }
 CONFIG_FILE_LIMIT = 1 << 20  # bytes: a config file is a few kB; anything larger is not one
 
@@ -54,6 +56,7 @@ class EGTRConfig(DictRoundTrip):
     backbone_depth: int = 50
     backbone_norm: str = "frozen"  # frozen (official, for ImageNet weights) | batch (trainable, from scratch)
     backbone_frozen_stages: int = 1  # stem + layer1 frozen as officially; 0 = train everything
+    backbone_width: int = 64  # stem/first-stage channels (64 = standard ResNet; narrower for the demo)
     freeze_downsample_batchnorm: bool = False  # official quirk: the 4 downsample BNs stay trainable
 
     # --- Deformable DETR
@@ -73,6 +76,11 @@ class EGTRConfig(DictRoundTrip):
     num_queries: int = 200
     init_std: float = 0.02
     init_xavier_std: float = 1.0
+    # query denoising (DN-DETR; models/denoising.py): groups of noised ground-truth queries in training;
+    # 0 = off (official)
+    denoising_groups: int = 0
+    denoising_box_noise: float = 0.4  # centre shift up to this x half the size, size x [1 -/+ this]
+    denoising_label_noise: float = 0.2  # chance that a denoising query's label is replaced at random
 
     # --- relation head (architecture.md §5.3)
     relation_attention_layers: list[int] | None = None  # decoder layers used as sources; None = all
@@ -118,7 +126,14 @@ class EGTRConfig(DictRoundTrip):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
-        for name in ("freq_bias_eps", "logit_adj_tau", "smoothing", "dropout"):
+        for name in (
+            "freq_bias_eps",
+            "logit_adj_tau",
+            "smoothing",
+            "dropout",
+            "denoising_box_noise",
+            "denoising_label_noise",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -147,6 +162,11 @@ class EGTRConfig(DictRoundTrip):
                 )
         if self.num_relation_sources == 0:
             raise ValueError("the relation head needs at least one source (attention layers or final hidden)")
+        for name in ("denoising_box_noise", "denoising_label_noise"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.denoising_groups and self.d_model % 4:
+            raise ValueError(f"query denoising needs d_model divisible by 4, got {self.d_model}")
         if self.smoothing < 0 or self.smoothing >= 1:
             raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing}")
         for name, names, count in (

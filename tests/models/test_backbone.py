@@ -42,6 +42,17 @@ def test_trainable_batchnorm_option_for_training_from_scratch():
         ResNet(18, norm="group")
 
 
+def test_a_narrower_trunk_keeps_names_and_scales_every_stage():
+    standard, narrow = ResNet(18).state_dict(), ResNet(18, width=16).state_dict()
+    assert standard.keys() == narrow.keys()
+    assert narrow["conv1.weight"].shape == (16, 3, 7, 7)
+    assert narrow["layer4.1.conv2.weight"].shape == (128, 128, 3, 3)
+    assert ResNet(18, width=16).out_channels == [32, 64, 128]
+    assert ResNet(50, width=16).out_channels == [128, 256, 512]
+    features = ResNet(18, norm="batch", width=16)(torch.randn(1, 3, 64, 64))
+    assert [tuple(f.shape) for f in features] == [(1, 32, 8, 8), (1, 64, 4, 4), (1, 128, 2, 2)]
+
+
 def test_feature_strides():
     c3, c4, c5 = ResNet(18)(torch.randn(1, 3, 64, 96))
     assert c3.shape[-2:] == (8, 12) and c4.shape[-2:] == (4, 6) and c5.shape[-2:] == (2, 3)

@@ -35,6 +35,11 @@ HELP = {
     "max_steps": "maximum optimizer steps (-1 = no limit)",
     "max_minutes": "stop after this many minutes of training",
     "patience": "early stopping patience in validations without a better validation loss",
+    "lr_schedule": "constant (official) or cosine: every rate decays as (1 + cos(pi x share of the budget "
+    "spent)) / 2, the budget being --max-steps, --max-minutes or the epochs",
+    "warmup_steps": "linear warm-up of every rate over this many optimizer steps (0 = none)",
+    "adamw_implementation": "AdamW kernel: default (PyTorch's choice), for-loop, foreach or fused (the "
+    "same update up to rounding; fused needs --precision 32-true when clipping)",
     "precision": "32-true, 16-mixed or bf16-mixed (deformable attention always runs in fp32)",
     "seed": "random seed (Lightning seed_everything, workers included)",
     "accelerator": "cpu, gpu or auto",

@@ -13,6 +13,7 @@ from egtr.engine.optim import adamw, parameter_groups
 from egtr.engine.predict_split import to_numpy
 from egtr.engine.settings import DETECTOR_PHASES, TrainSettings
 from egtr.inference.postprocess import PostprocessOptions, postprocess
+from egtr.models.denoising import DenoisingQueries, make_denoising_queries
 from egtr.models.egtr import EGTR
 from egtr.training import DetectorCriterion, EGTRCriterion
 
@@ -46,14 +47,31 @@ class EGTRModule(L.LightningModule):
     def config(self) -> EGTRConfig:
         return self.model.config
 
-    def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor):
+    def forward(
+        self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor, denoising: DenoisingQueries | None = None
+    ):
         if self.detector_only and self.training:
-            return self.model.detector(pixel_values, pixel_mask)
-        return self.model(pixel_values, pixel_mask)
+            return self.model.detector(pixel_values, pixel_mask, denoising)
+        return self.model(pixel_values, pixel_mask, denoising)
+
+    def denoising_queries(self, targets: list[dict[str, Any]]) -> DenoisingQueries | None:
+        """Noised copies of the batch's objects when training with query denoising, else None."""
+        config = self.config
+        if not (self.training and config.denoising_groups):
+            return None
+        return make_denoising_queries(
+            [torch.as_tensor(target["labels"], device=self.device) for target in targets],
+            [torch.as_tensor(target["boxes"], device=self.device) for target in targets],
+            config.num_labels,
+            config.denoising_groups,
+            config.denoising_box_noise,
+            config.denoising_label_noise,
+        )
 
     def _losses(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any]:
-        outputs = self(batch["pixel_values"], batch["pixel_mask"])
-        return self.criterion(outputs, batch["targets"]), outputs
+        targets = batch["targets"]
+        outputs = self(batch["pixel_values"], batch["pixel_mask"], self.denoising_queries(targets))
+        return self.criterion(outputs, targets), outputs
 
     def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor | None:
         if batch["skipped"]:
@@ -94,7 +112,7 @@ class EGTRModule(L.LightningModule):
         trained = self.model.detector if self.detector_only else self.model
         initialized = () if self.detector_only else INITIALIZED_PREFIXES
         groups = parameter_groups(trained, s.lr, s.lr_backbone, s.lr_initialized, initialized)
-        return adamw(groups, s.weight_decay)
+        return adamw(groups, s.weight_decay, s.adamw_implementation)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["egtr_config"] = self.config.to_dict()

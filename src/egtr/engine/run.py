@@ -26,6 +26,7 @@ from egtr.engine.curves import keep_previous_log, plot_loss_curves
 from egtr.engine.datamodule import SceneGraphDataModule
 from egtr.engine.metrics import SceneGraphMetrics
 from egtr.engine.module import EGTRModule
+from egtr.engine.schedule import LearningRateSchedule
 from egtr.engine.settings import FINETUNE_PHASES, TrainSettings, merge, preset
 from egtr.evaluation import write_report
 from egtr.files import write_atomically
@@ -67,19 +68,25 @@ def model_config(settings: TrainSettings, data: SceneGraphDataModule) -> tuple[E
     return base.replace(**{**settings.model, **dataset_fields}), source
 
 
+DENOISING_PREFIX = "detector.denoising."  # training-only embeddings of query denoising (models/denoising.py)
+
+
 def initialize(module: EGTRModule, source: Any, settings: TrainSettings, data: SceneGraphDataModule) -> None:
-    """Copy weights from the previous phase and fill the frequency statistics."""
+    """Copy weights from the previous phase and fill the frequency statistics. The query-denoising
+    embeddings go along when both phases denoise; otherwise they are dropped, or start fresh."""
     if source is not None:
         state = source.state_dict()
+        if module.model.detector.denoising is None:
+            state = {k: v for k, v in state.items() if not k.startswith(DENOISING_PREFIX)}
         if settings.phase in FINETUNE_PHASES:
-            load_state_strictly(module.model, state, str(settings.init_from))
+            load_state_strictly(module.model, state, str(settings.init_from), (DENOISING_PREFIX,))
         else:  # detector weights only; the relation head starts fresh (architecture.md §5.7)
             detector = {k: v for k, v in state.items() if k.startswith("detector.")}
             load_state_strictly(
                 module.model,
                 detector,
                 str(settings.init_from),
-                ignore_prefixes=("relation_head.", "frequency_bias."),
+                ignore_prefixes=("relation_head.", "frequency_bias.", DENOISING_PREFIX),
             )
     if settings.backbone_weights:
         load_backbone_file(module.model, settings.backbone_weights)
@@ -164,6 +171,8 @@ def run_phase(settings: TrainSettings) -> PhaseResult:
         # strict=False: a run resumed right after its epoch-end validation has no fresh validation_loss yet
         EarlyStopping("validation_loss", patience=settings.patience, mode="min", strict=False),
     ]
+    if settings.lr_schedule != "constant" or settings.warmup_steps:
+        callbacks.append(LearningRateSchedule(settings.lr_schedule, settings.warmup_steps))
     last = out / "checkpoints" / "last.ckpt"
     resume = last if settings.resume and last.is_file() else None
     if resume:

@@ -23,6 +23,12 @@ DETECTOR_PHASES = ("detector", "detector_finetune")  # train the detector only
 FINETUNE_PHASES = ("detector_finetune", "finetune")  # start from the whole model of the previous phase
 DATASETS = ("visual_genome", "open_images", "synthetic")
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
+# the learning-rate schedules of engine/schedule.py; constant is the official one
+LR_SCHEDULES = ("constant", "cosine")
+# how torch.optim.AdamW computes its update (engine/optim.py): "default" lets PyTorch choose (a loop over
+# the tensors on the CPU, foreach on CUDA; the official presets), "for-loop" one tensor at a time,
+# "foreach" batched over the tensors of a group, "fused" one fused kernel per group
+ADAMW_IMPLEMENTATIONS = ("default", "for-loop", "foreach", "fused")
 
 
 @dataclass
@@ -51,6 +57,11 @@ class TrainSettings(DictRoundTrip):
     max_steps: int = -1
     max_minutes: float | None = None  # stop after this wall-clock time (then test on the best checkpoint)
     patience: int = 15  # early stopping on the validation loss
+    lr_schedule: str = "constant"  # constant (official) | cosine over the budget (engine/schedule.py)
+    warmup_steps: int = 0  # linear warm-up of every rate over the first optimizer steps (0: none)
+    adamw_implementation: str = (
+        "default"  # AdamW kernel: default | for-loop | foreach | fused (engine/optim.py)
+    )
     precision: str = "32-true"
     seed: int = 42
 
@@ -91,6 +102,20 @@ class TrainSettings(DictRoundTrip):
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.adamw_implementation not in ADAMW_IMPLEMENTATIONS:
+            raise ValueError(
+                f"adamw_implementation must be one of {ADAMW_IMPLEMENTATIONS}, "
+                f"got {self.adamw_implementation!r}"
+            )
+        if self.adamw_implementation == "fused" and self.precision != "32-true" and self.gradient_clip:
+            raise ValueError(
+                "adamw_implementation 'fused' unscales gradients inside its step, so Lightning cannot clip "
+                f"them under precision {self.precision}: use 'foreach', or precision 32-true"
+            )
         if self.protocol not in ("vg", "oi"):
             raise ValueError(f"protocol must be vg or oi, got {self.protocol!r}")
         if self.batch_size < 1 or self.accumulate < 1:

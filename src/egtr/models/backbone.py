@@ -127,6 +127,9 @@ class ResNet(nn.Module):
         norm: "frozen" (official: FrozenBatchNorm2d) or "batch" (trainable BatchNorm2d everywhere).
         freeze_downsample_bn: with norm="frozen", also freeze the downsample BatchNorms (official: trainable).
         frozen_stages: residual stages 1..n (with the stem) get requires_grad=False (official 1; 0 = none).
+        width: channels of the stem and of the first stage (64 as in every standard ResNet; stage k has
+            width * 2^(k-1) per block, times 4 out of a bottleneck). A narrower trunk is for small worlds
+            trained from scratch (the demo); ImageNet weights need 64.
     """
 
     def __init__(
@@ -135,6 +138,7 @@ class ResNet(nn.Module):
         norm: str = "frozen",
         freeze_downsample_bn: bool = False,
         frozen_stages: int = 1,
+        width: int = 64,
     ) -> None:
         super().__init__()
         if depth not in RESNET_LAYOUTS:
@@ -145,10 +149,11 @@ class ResNet(nn.Module):
         block = BasicBlock if kind == "basic" else Bottleneck
         block_norm = NORMS[norm]
         downsample_norm = FrozenBatchNorm2d if norm == "frozen" and freeze_downsample_bn else nn.BatchNorm2d
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = block_norm(64)
-        in_channels = 64
-        for stage, (count, width) in enumerate(zip(blocks, (64, 128, 256, 512)), start=1):
+        widths = [width * 2**stage for stage in range(4)]
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = block_norm(width)
+        in_channels = width
+        for stage, (count, width) in enumerate(zip(blocks, widths), start=1):
             stride = 1 if stage == 1 else 2
             out_channels = width * block.expansion
             downsample = None
@@ -160,7 +165,7 @@ class ResNet(nn.Module):
             layers += [block(out_channels, width, 1, None, block_norm) for _ in range(count - 1)]
             setattr(self, f"layer{stage}", nn.Sequential(*layers))
             in_channels = out_channels
-        self.out_channels = [width * block.expansion for width in (128, 256, 512)]
+        self.out_channels = [width * block.expansion for width in widths[1:]]
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

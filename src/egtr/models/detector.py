@@ -11,8 +11,9 @@ from torch import Tensor, nn
 from egtr.config import EGTRConfig
 from egtr.models.backbone import ResNet
 from egtr.models.deformable_attention import MultiScaleDeformableAttention
+from egtr.models.denoising import DenoisingEmbedding, DenoisingQueries
 from egtr.models.mlp import MLP
-from egtr.models.outputs import DetectorOutput
+from egtr.models.outputs import DenoisingOutput, DetectorOutput
 from egtr.models.position import SinePositionEmbedding
 from egtr.models.transformer import DeformableDecoder, DeformableEncoder
 
@@ -46,6 +47,7 @@ class DeformableDetr(nn.Module):
             config.backbone_norm,
             config.freeze_downsample_batchnorm,
             config.backbone_frozen_stages,
+            config.backbone_width,
         )
         self.position_embedding = SinePositionEmbedding(d // 2)
         self.num_backbone_levels = min(3, config.num_feature_levels)
@@ -82,6 +84,8 @@ class DeformableDetr(nn.Module):
         )
         self.class_embed = nn.Linear(d, config.num_labels)
         self.bbox_embed = MLP(d, d, 4, 3)
+        # the denoising queries' embeddings exist only when query denoising is on (no keys otherwise)
+        self.denoising = DenoisingEmbedding(config.num_labels, d) if config.denoising_groups else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -114,8 +118,15 @@ class DeformableDetr(nn.Module):
         masks = [resize_mask(pixel_mask, source.shape[-2:]) for source in sources]
         return sources, masks
 
-    def forward(self, pixel_values: Tensor, pixel_mask: Tensor | None = None) -> DetectorOutput:
-        """pixel_values [B,3,H,W] normalized; pixel_mask [B,H,W] (True/1 = real pixel) or None."""
+    def forward(
+        self,
+        pixel_values: Tensor,
+        pixel_mask: Tensor | None = None,
+        denoising: DenoisingQueries | None = None,
+    ) -> DetectorOutput:
+        """pixel_values [B,3,H,W] normalized; pixel_mask [B,H,W] (True/1 = real pixel) or None;
+        denoising: noised ground-truth queries run beside the matching ones (training only, needs
+        config.denoising_groups > 0), their predictions in `DetectorOutput.denoising`."""
         batch, _, height, width = pixel_values.shape
         if pixel_mask is None:
             pixel_mask = torch.ones(batch, height, width, dtype=torch.bool, device=pixel_values.device)
@@ -138,19 +149,42 @@ class DeformableDetr(nn.Module):
         query_pos = query_pos[None].expand(batch, -1, -1)
         target = target[None].expand(batch, -1, -1)
         reference_points = self.reference_points(query_pos).sigmoid()
+        attention_mask = None
+        if denoising is not None:
+            if self.denoising is None:
+                raise ValueError("denoising queries need a model built with config.denoising_groups > 0")
+            dn_target, dn_pos, dn_reference = self.denoising(denoising)
+            target = torch.cat([target, dn_target.to(target.dtype)], 1)
+            query_pos = torch.cat([query_pos, dn_pos.to(query_pos.dtype)], 1)
+            reference_points = torch.cat([reference_points, dn_reference.to(reference_points.dtype)], 1)
+            attention_mask = denoising.attention_mask(self.config.num_queries)
         states, queries, keys = self.decoder(
-            target, query_pos, reference_points, memory, flat_masks, valid_ratios, spatial_shapes
+            target,
+            query_pos,
+            reference_points,
+            memory,
+            flat_masks,
+            valid_ratios,
+            spatial_shapes,
+            attention_mask,
         )
         decoder_logits = self.class_embed(states)
         box_deltas = self.bbox_embed(states)
         centre = box_deltas[..., :2] + inverse_sigmoid(reference_points)[:, None]
         decoder_boxes = torch.cat([centre, box_deltas[..., 2:]], -1).sigmoid()
+        matching = self.config.num_queries  # the matching queries come first (egtr.models.denoising)
+        denoised = None
+        if denoising is not None:
+            denoised = DenoisingOutput(
+                denoising, decoder_logits[:, :, matching:], decoder_boxes[:, :, matching:]
+            )
         return DetectorOutput(
-            logits=decoder_logits[:, -1],
-            pred_boxes=decoder_boxes[:, -1],
-            decoder_logits=decoder_logits,
-            decoder_boxes=decoder_boxes,
-            last_hidden_state=states[:, -1],
-            attention_queries=queries,
-            attention_keys=keys,
+            logits=decoder_logits[:, -1, :matching],
+            pred_boxes=decoder_boxes[:, -1, :matching],
+            decoder_logits=decoder_logits[:, :, :matching],
+            decoder_boxes=decoder_boxes[:, :, :matching],
+            last_hidden_state=states[:, -1, :matching],
+            attention_queries=queries[:, :, :matching],
+            attention_keys=keys[:, :, :matching],
+            denoising=denoised,
         )

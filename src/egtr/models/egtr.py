@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from egtr.config import EGTRConfig
+from egtr.models.denoising import DenoisingQueries
 from egtr.models.detector import DeformableDetr
 from egtr.models.frequency_bias import FrequencyBias, log_prior
 from egtr.models.outputs import EGTROutput
@@ -80,9 +81,17 @@ class EGTR(nn.Module):
         """[R] predicate prior (training frequencies) of the frequency bias (zeros until filled)."""
         return self.frequency_bias.rel_dist
 
-    def forward(self, pixel_values: Tensor, pixel_mask: Tensor | None = None) -> EGTROutput:
-        """pixel_values [B,3,H,W] normalized; pixel_mask [B,H,W] (True/1 = real pixel) -> EGTROutput."""
-        detection = self.detector(pixel_values, pixel_mask)
+    def forward(
+        self,
+        pixel_values: Tensor,
+        pixel_mask: Tensor | None = None,
+        denoising: DenoisingQueries | None = None,
+    ) -> EGTROutput:
+        """pixel_values [B,3,H,W] normalized; pixel_mask [B,H,W] (True/1 = real pixel) -> EGTROutput.
+
+        `denoising` (training with config.denoising_groups > 0): noised ground-truth queries for the
+        detector (egtr.models.denoising); the relation head reads the matching queries only."""
+        detection = self.detector(pixel_values, pixel_mask, denoising)
         rel_logits, connectivity_logits, gates = self.relation_head(
             detection.attention_queries, detection.attention_keys, detection.last_hidden_state
         )
@@ -104,4 +113,5 @@ class EGTR(nn.Module):
             decoder_boxes=detection.decoder_boxes,
             last_hidden_state=detection.last_hidden_state,
             relation_gates=gates,
+            denoising=detection.denoising,
         )

@@ -6,6 +6,17 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from egtr.models.denoising import DenoisingQueries
+
+
+@dataclass
+class DenoisingOutput:
+    """What the denoising queries of a training forward predict (D = groups x slots; models/denoising.py)."""
+
+    queries: DenoisingQueries  # the noised inputs, with which slot copies which object
+    decoder_logits: Tensor  # [B,L,D,C] class logits of every decoder layer
+    decoder_boxes: Tensor  # [B,L,D,4] boxes of every decoder layer
+
 
 @dataclass
 class DetectorOutput:
@@ -21,6 +32,7 @@ class DetectorOutput:
     last_hidden_state: Tensor  # [B,N,d] final decoder hidden states
     attention_queries: Tensor  # [B,L,N,d] self-attention q_proj(h + pos) of every layer, unscaled
     attention_keys: Tensor  # [B,L,N,d] self-attention k_proj(h + pos) of every layer
+    denoising: DenoisingOutput | None = None  # with denoising queries (training), else None
 
 
 @dataclass
@@ -39,3 +51,4 @@ class EGTROutput:
     decoder_boxes: Tensor  # [B,L,N,4]
     last_hidden_state: Tensor  # [B,N,d]
     relation_gates: Tensor  # [B,N,N,S]
+    denoising: DenoisingOutput | None = None  # with denoising queries (training), else None

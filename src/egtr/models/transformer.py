@@ -130,8 +130,12 @@ class QueryKeySelfAttention(nn.Module):
         self.v_proj = nn.Linear(d_model, d_model)
         self.out_proj = nn.Linear(d_model, d_model)
 
-    def forward(self, hidden: Tensor, pos: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """hidden, pos [B,N,d] -> (output [B,N,d], q [B,N,d], k [B,N,d]); q and k unscaled."""
+    def forward(
+        self, hidden: Tensor, pos: Tensor, attention_mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """hidden, pos [B,N,d] -> (output [B,N,d], q [B,N,d], k [B,N,d]); q and k unscaled.
+
+        attention_mask: None (every query sees every key), or [B,1,N,N] bool, True = may attend."""
         batch, queries, d_model = hidden.shape
         q = self.q_proj(hidden + pos)
         k = self.k_proj(hidden + pos)
@@ -141,7 +145,11 @@ class QueryKeySelfAttention(nn.Module):
             return t.view(batch, queries, self.heads, d_model // self.heads).transpose(1, 2)
 
         attended = F.scaled_dot_product_attention(
-            split(q), split(k), split(v), dropout_p=self.dropout if self.training else 0.0
+            split(q),
+            split(k),
+            split(v),
+            attn_mask=attention_mask,
+            dropout_p=self.dropout if self.training else 0.0,
         )
         output = self.out_proj(attended.transpose(1, 2).reshape(batch, queries, d_model))
         return output, q, k
@@ -177,9 +185,11 @@ class DecoderLayer(nn.Module):
         memory_mask: Tensor,
         reference_points: Tensor,
         spatial_shapes: list[tuple[int, int]],
+        self_attention_mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """hidden, pos [B,N,d]; memory [B,S,d]; reference_points [B,N,L,2] -> (hidden', q, k) all [B,N,d]."""
-        attended, q, k = self.self_attn(hidden, pos)
+        """hidden, pos [B,N,d]; memory [B,S,d]; reference_points [B,N,L,2]; self_attention_mask None or
+        [B,1,N,N] bool (True = may attend) -> (hidden', q, k) all [B,N,d]."""
+        attended, q, k = self.self_attn(hidden, pos, self_attention_mask)
         hidden = self.self_attn_layer_norm(
             residual(hidden, F.dropout(attended, p=self.dropout, training=self.training))
         )
@@ -204,6 +214,7 @@ class DeformableDecoder(nn.Module):
         memory_mask: Tensor,
         valid_ratios: Tensor,
         spatial_shapes: list[tuple[int, int]],
+        self_attention_mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Run all decoder layers.
 
@@ -211,13 +222,16 @@ class DeformableDecoder(nn.Module):
             target, query_pos: [B,N,d] initial content and query position embedding.
             reference_points: [B,N,2] (x, y) in [0,1], fixed for all layers (no box refinement).
             memory: [B,S,d] encoder output; memory_mask [B,S]; valid_ratios [B,L,2].
+            self_attention_mask: None, or [B,1,N,N] bool (True = may attend), e.g. for query denoising.
         Returns:
             hidden states [B,L,N,d], attention queries [B,L,N,d], attention keys [B,L,N,d].
         """
         level_points = reference_points[:, :, None] * valid_ratios[:, None]
         hidden, states, queries, keys = target, [], [], []
         for layer in self.layers:
-            hidden, q, k = layer(hidden, query_pos, memory, memory_mask, level_points, spatial_shapes)
+            hidden, q, k = layer(
+                hidden, query_pos, memory, memory_mask, level_points, spatial_shapes, self_attention_mask
+            )
             states.append(hidden)
             queries.append(q)
             keys.append(k)

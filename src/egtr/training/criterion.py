@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from egtr.config import EGTRConfig
 from egtr.models.outputs import EGTROutput
+from egtr.training.denoising import denoising_terms, denoising_weights
 from egtr.training.detection import auxiliary_weights, count_boxes, detection_terms
 from egtr.training.matcher import HungarianMatcher
 from egtr.training.relation import (
@@ -40,7 +41,9 @@ class EGTRCriterion(nn.Module):
     `loss_giou`, `loss_rel`, `loss_connectivity` (0 and left out of the total when use_connectivity is off);
     detached extras `cardinality_error`, `uncertainty` (mean u_i * u_j over the positive (pair, predicate)
     entries, 0 without any), `rel_gate_0..S-1` (mean gate of each relation source); with auxiliary losses
-    `loss_ce_l`, `loss_bbox_l`, `loss_giou_l`, `cardinality_error_l` for decoder layers l = 0..L-2.
+    `loss_ce_l`, `loss_bbox_l`, `loss_giou_l`, `cardinality_error_l` for decoder layers l = 0..L-2; when the
+    outputs carry denoising queries (training with query denoising), `loss_dn_ce`, `loss_dn_bbox`,
+    `loss_dn_giou` (and `_l` per layer with auxiliary losses; egtr.training.denoising).
     """
 
     def __init__(self, config: EGTRConfig) -> None:
@@ -112,5 +115,16 @@ class EGTRCriterion(nn.Module):
         weights = dict(self.weights)
         if auxiliary:
             weights.update(auxiliary_weights(self.weights, outputs.decoder_logits.shape[1]))
+        if outputs.denoising is not None:
+            denoising = denoising_terms(
+                outputs.denoising,
+                images,
+                num_boxes,
+                self.config.focal_alpha,
+                self.config.focal_gamma,
+                auxiliary,
+            )
+            terms.update(denoising)
+            weights.update(denoising_weights(self.weights, denoising))
         terms["loss"] = sum(weight * terms[name] for name, weight in weights.items())
         return terms

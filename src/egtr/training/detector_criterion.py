@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from egtr.config import EGTRConfig
 from egtr.models.outputs import DetectorOutput, EGTROutput
+from egtr.training.denoising import denoising_terms, denoising_weights
 from egtr.training.detection import auxiliary_weights, count_boxes, detection_terms
 from egtr.training.matcher import HungarianMatcher
 from egtr.training.targets import prepare_targets
@@ -23,7 +24,8 @@ class DetectorCriterion(nn.Module):
 
     Uses only `logits`, `pred_boxes`, `decoder_logits` and `decoder_boxes`. Returns `loss` (weighted total),
     `loss_ce`, `loss_bbox`, `loss_giou`, `cardinality_error` and, with auxiliary losses, the same terms
-    suffixed `_l` for decoder layers l = 0..L-2. Target dicts need `labels` and `boxes` only.
+    suffixed `_l` for decoder layers l = 0..L-2, and the denoising terms `loss_dn_*` when the outputs carry
+    denoising queries (egtr.training.denoising). Target dicts need `labels` and `boxes` only.
     """
 
     def __init__(self, config: EGTRConfig, auxiliary_loss: bool = True) -> None:
@@ -60,5 +62,16 @@ class DetectorCriterion(nn.Module):
         weights = dict(self.weights)
         if self.auxiliary_loss:
             weights.update(auxiliary_weights(self.weights, outputs.decoder_logits.shape[1]))
+        if outputs.denoising is not None:
+            denoising = denoising_terms(
+                outputs.denoising,
+                images,
+                num_boxes,
+                self.config.focal_alpha,
+                self.config.focal_gamma,
+                self.auxiliary_loss,
+            )
+            terms.update(denoising)
+            weights.update(denoising_weights(self.weights, denoising))
         terms["loss"] = sum(weight * terms[name] for name, weight in weights.items())
         return terms
