@@ -1,4 +1,4 @@
-"""`egtr demo`: the whole method on the synthetic world, end to end, on a CPU (10-20 minutes on 2 cores)."""
+"""`egtr demo`: the whole method on the synthetic world, end to end, on a CPU."""
 
 from __future__ import annotations
 
@@ -9,15 +9,11 @@ import time
 from pathlib import Path
 
 from egtr.cli.errors import CommandError
+from egtr.data.synthetic.demo_world import DEFAULT_IMAGES, IMAGE_SIZE
+from egtr.engine.demo import DEMO_BATCH_SIZE, DEMO_STEPS
 
 DEFAULT_OUT = Path("egtr-output/demo")
-DETECTOR_STEPS = 1000
-EGTR_STEPS = 500
-# an easy world for a short CPU run: larger shapes (1/5 to 0.45 of the side), at most 5 per image
-OBJECT_SIZE = (0.2, 0.45)
-MAX_OBJECTS = 5
-VALIDATIONS_PER_PHASE = 2
-DRAWN_IMAGES = 6
+HEADLINE = ("AP50", "R@20", "R@50", "R@100", "mR@20", "mR@50", "mR@100")
 
 
 def add_parser(subparsers, parents) -> None:
@@ -25,36 +21,38 @@ def add_parser(subparsers, parents) -> None:
         "demo",
         parents=parents,
         help="train and evaluate EGTR on the synthetic world (the main job)",
-        description="Generate the synthetic scene-graph world, train the small config (detector, then EGTR), "
-        "evaluate on held-out images (AP50, R@K, mR@K), predict a few images and write a report folder. "
-        "The defaults take about 20 minutes on a 2-core AMD EPYC (AVX2), about 10 on a 2-core Intel Xeon "
-        "(AVX-512/AMX), and are reproducible on one machine (same seed, same metrics).",
+        description="Generate the synthetic scene-graph world, train EGTR on it from scratch (detector and "
+        "relation head together, in one phase), evaluate on held-out images (AP50, R@K, mR@K), draw the "
+        "scene graphs of a few of them beside their ground truth, and write a report folder with the "
+        "learning curve. The defaults are a fixed number of steps, reproducible on one machine (same seed, "
+        "same metrics); README.md says how long they take on which machines.",
     )
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"report folder (default: {DEFAULT_OUT})")
     parser.add_argument(
         "--images",
         type=int,
-        default=1200,
-        help="synthetic images generated: 80%% train, 10%% val, 10%% test (default: 1200)",
-    )
-    parser.add_argument("--size", type=int, default=128, help="synthetic image side in pixels (default: 128)")
-    parser.add_argument(
-        "--detector-steps",
-        type=int,
-        default=DETECTOR_STEPS,
-        help=f"detector pre-training steps (default: {DETECTOR_STEPS})",
+        default=DEFAULT_IMAGES,
+        help=f"synthetic images generated: 80%% train, 10%% val, 10%% test (default: {DEFAULT_IMAGES})",
     )
     parser.add_argument(
-        "--egtr-steps", type=int, default=EGTR_STEPS, help=f"EGTR training steps (default: {EGTR_STEPS})"
+        "--size", type=int, default=IMAGE_SIZE, help=f"synthetic image side in pixels (default: {IMAGE_SIZE})"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=DEMO_STEPS, help=f"training steps (default: {DEMO_STEPS})"
     )
     parser.add_argument(
         "--minutes",
         type=float,
-        help="train for this many minutes instead of a fixed number of steps, split 60/40 between "
-        "the phases (not bit-reproducible: depends on the machine's speed) (default: off)",
+        help="train for this many minutes instead of --steps, the learning-rate schedule spread over the "
+        "time (not bit-reproducible: depends on the machine's speed) (default: off)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, gpu or auto (default: cpu)")
-    parser.add_argument("--batch-size", type=int, default=4, help="images per step (default: 4)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEMO_BATCH_SIZE,
+        help=f"images per step (default: {DEMO_BATCH_SIZE})",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -71,88 +69,52 @@ def add_parser(subparsers, parents) -> None:
     parser.set_defaults(func=run)
 
 
-def phase_overrides(args: argparse.Namespace) -> dict[str, dict]:
-    budgets = {"detector": (args.detector_steps, 0.6), "egtr": (args.egtr_steps, 0.4)}
-    overrides = {}
-    for phase, (steps, share) in budgets.items():
-        if args.minutes:
-            overrides[phase] = {
-                "max_minutes": args.minutes * share,
-                "max_steps": -1,
-                "val_check_interval": 100,
-            }
-        else:
-            overrides[phase] = {
-                "max_steps": steps,
-                "val_check_interval": max(1, steps // VALIDATIONS_PER_PHASE),
-            }
-    return overrides
-
-
-def recipe_overrides(args: argparse.Namespace, data: Path) -> dict:
-    """Settings of both phases, on top of the `synthetic` presets, for the world written to `data`."""
-    return {
-        "data": str(data),
-        "seed": args.seed,
-        "accelerator": args.device,
-        "batch_size": args.batch_size,
-        "num_workers": args.workers,
-        "eval_size": args.size,
-        "eval_max_size": 2 * args.size,
-        "train_scales": [round(args.size * f) for f in (0.9, 1.0, 1.1)],
-        "train_max_size": 2 * args.size,
-    }
-
-
 def write_world(args: argparse.Namespace, data: Path) -> None:
-    """The demo's synthetic world (easy: large shapes, few per image) as a dataset directory."""
-    from egtr.data.synthetic.export import write_synthetic_dataset
+    """The demo's synthetic world (egtr.data.synthetic.demo_world) as a dataset directory."""
+    from egtr.data.synthetic.demo_world import write_demo_world
 
-    write_synthetic_dataset(
+    write_demo_world(data, args.images, seed=args.seed, image_size=args.size)
+
+
+def demo_training(args: argparse.Namespace, data: Path):
+    """The training settings of the demo run (egtr.engine.demo) for these options and world."""
+    from egtr.engine.demo import demo_settings
+
+    return demo_settings(
         data,
-        args.images,
+        Path(args.out) / "train",
+        image_size=args.size,
         seed=args.seed,
-        image_size=(args.size, args.size),
-        object_size=OBJECT_SIZE,
-        max_objects=MAX_OBJECTS,
+        steps=args.steps,
+        minutes=args.minutes,
+        batch_size=args.batch_size,
+        accelerator=args.device,
+        workers=args.workers,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from egtr.engine.run import run_recipe
+    from egtr.data.synthetic.demo_world import demo_world_exists
+    from egtr.engine.demo import write_demo_report
+    from egtr.engine.run import run_phase
 
     if args.images < 30:
         raise CommandError("--images must be at least 30 (the test split gets 10%)")
+    if args.steps < 1 or args.batch_size < 1 or (args.minutes is not None and args.minutes <= 0):
+        raise CommandError("--steps, --batch-size and --minutes must be positive")
     out = Path(args.out)
     if args.fresh and out.exists():
         shutil.rmtree(out)
     started = time.perf_counter()
     data = out / "data"
-    if not (data / "rel.json").is_file():
+    if not demo_world_exists(data):
         print(f"generating {args.images} synthetic images ({args.size}x{args.size}) into {data}")
         write_world(args, data)
-    results = run_recipe(
-        "synthetic",
-        ["detector", "egtr"],
-        str(out / "train"),
-        recipe_overrides(args, data),
-        phase_overrides(args),
-    )
-    final = results[-1]
-    report = out / "report"
-    report.mkdir(parents=True, exist_ok=True)
-    for phase_result in results:
-        curves = phase_result.out / "report" / "loss_curves.png"
-        if curves.is_file():
-            shutil.copy(curves, report / f"loss_curves_{phase_result.out.name}.png")
-    for name in ("metrics.json", "metrics.md"):
-        shutil.copy(final.out / "report" / name, report / name)
-    shutil.copy(final.model_path, out / "model.safetensors")
-    draw_predictions(out / "model.safetensors", data, report / "predictions", args.device)
+    result = run_phase(demo_training(args, data))
+    shutil.copy(result.model_path, out / "model.safetensors")
+    report = write_demo_report(result, data, out / "model.safetensors", out / "report", args.device)
     minutes = (time.perf_counter() - started) / 60
-    headline = {
-        key: final.metrics.get(key) for key in ("AP50", "R@20", "R@50", "R@100", "mR@20", "mR@50", "mR@100")
-    }
+    headline = {key: result.metrics.get(key) for key in HEADLINE}
     if args.json:
         print(json.dumps({**headline, "minutes": round(minutes, 2), "report": str(report)}, indent=2))
     else:
@@ -161,28 +123,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {key:7s} {value:.4f}" if isinstance(value, float) else f"  {key:7s} {value}")
         print(f"report: {report}  model: {out / 'model.safetensors'}")
     return 0
-
-
-def draw_predictions(model_path: Path, data: Path, out: Path, device: str) -> None:
-    """Scene graphs of the first test images as JSON and drawings (photo with boxes, graph beside it)."""
-    from egtr.data import load_dataset
-    from egtr.files import write_text
-    from egtr.inference.predictor import SceneGraphPredictor
-    from egtr.inference.visualize import draw_scene_graph
-
-    records = load_dataset(data, "test").records[:DRAWN_IMAGES]
-    size = max(records[0].width, records[0].height)
-    predictor = SceneGraphPredictor.from_checkpoint(
-        model_path,
-        device=None if device == "auto" else device,
-        size=size,
-        max_size=2 * size,
-        top_k=20,
-        dedup_iou=0.7,  # merge near-identical boxes of one class for a readable drawing
-    )
-    for result in predictor.iter_predict([record.image_path for record in records]):
-        if result.graph is None:
-            continue
-        stem = Path(result.source).stem
-        write_text(out / f"{stem}.json", result.graph.to_json())
-        draw_scene_graph(result.image, result.graph, out / f"{stem}.png", max_edges=6)

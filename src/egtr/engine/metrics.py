@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import lightning as L
@@ -31,7 +32,9 @@ LOGGED = (
 class SceneGraphMetrics(L.Callback):
     """Every `every` validation epochs (0 = never) and at every test run, evaluate the predictions the
     module collected against the split's records and log the headline metrics (`val/R@50`, ...). An
-    unreadable image is evaluated as an empty prediction and counted (`count_unreadable`).
+    unreadable image is evaluated as an empty prediction and counted (`count_unreadable`). With each
+    validation's metrics it logs `val/minutes`: the phase's training wall time so far (its validations
+    included; carried over a resumption in the checkpoint), for learning curves against time.
 
     The latest full result is kept in `results[stage]` (metrics dict of `evaluate_split`).
     """
@@ -51,6 +54,22 @@ class SceneGraphMetrics(L.Callback):
         self.predicate_names, self.training_triplets = predicate_names, training_triplets
         self.results: dict[str, dict] = {}
         self._validations = 0
+        self._started: float | None = None  # perf_counter at the start of this process's training
+        self._earlier_seconds = 0.0  # training time of the runs before a resumption
+
+    def training_seconds(self) -> float:
+        """Wall seconds of training in this phase so far (earlier runs of a resumed phase included)."""
+        running = 0.0 if self._started is None else time.perf_counter() - self._started
+        return self._earlier_seconds + running
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"training_seconds": self.training_seconds()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._earlier_seconds = float(state_dict.get("training_seconds", 0.0))
 
     def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         due = self.every > 0 and not trainer.sanity_checking and self._validations % self.every == 0
@@ -86,6 +105,8 @@ class SceneGraphMetrics(L.Callback):
         result = count_unreadable(evaluation).metrics  # as `egtr evaluate --checkpoint` does
         self.results[stage] = result
         logged = {f"{stage}/{key}": float(result[key]) for key in LOGGED if _is_number(result.get(key))}
+        if stage == "val":
+            logged["val/minutes"] = self.training_seconds() / 60
         module.log_dict(logged, sync_dist=False, rank_zero_only=True)
 
 

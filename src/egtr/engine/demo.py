@@ -1,0 +1,112 @@
+"""The demo's training and report (`egtr demo`): EGTR trained from scratch on the synthetic world.
+
+One phase: the `egtr` phase of the `synthetic` preset family (engine/settings.py: the small model, query
+denoising, auxiliary decoder losses, AdamW with a warm-up and a cosine decay over the budget), from
+scratch, so the detector and the relation head learn together. The budget is a number of steps (the
+default: reproducible on one machine) or a time; validation (with R@K, mR@K and AP50) runs
+`VALIDATIONS` times over a step budget, which gives the learning curve.
+
+Import-light: torch and Lightning are imported by the functions that need them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from egtr.engine.settings import TrainSettings, merge, preset
+
+DEMO_STEPS = 1000
+DEMO_BATCH_SIZE = 4
+VALIDATIONS = 5  # over a step budget, the last one at the last step; a time budget keeps their spacing
+DRAWN_IMAGES = 6
+
+
+def image_size_settings(image_size: int) -> dict[str, Any]:
+    """Training scales (x0.9, 1, 1.1) and evaluation size for square images of `image_size` pixels."""
+    return {
+        "eval_size": image_size,
+        "eval_max_size": 2 * image_size,
+        "train_scales": [round(image_size * f) for f in (0.9, 1.0, 1.1)],
+        "train_max_size": 2 * image_size,
+    }
+
+
+def demo_settings(
+    data: Path,
+    out: Path,
+    *,
+    image_size: int,
+    seed: int,
+    steps: int,
+    minutes: float | None,
+    batch_size: int,
+    accelerator: str,
+    workers: int,
+) -> TrainSettings:
+    """The demo run's settings: `steps` optimizer steps, or `minutes` of training when given."""
+    if minutes:
+        budget = {"max_minutes": minutes, "max_steps": -1, "val_check_interval": DEMO_STEPS // VALIDATIONS}
+    else:
+        budget = {"max_steps": steps, "val_check_interval": max(1, steps // VALIDATIONS)}
+    return merge(
+        preset("synthetic", "egtr"),
+        {
+            **image_size_settings(image_size),
+            **budget,
+            "data": str(data),
+            "out": str(out),
+            "seed": seed,
+            "accelerator": accelerator,
+            "batch_size": batch_size,
+            "num_workers": workers,
+        },
+    )
+
+
+def write_demo_report(result: Any, data: Path, model_path: Path, report: Path, device: str) -> Path:
+    """The report folder of a finished demo run (`result`: its engine PhaseResult): test metrics,
+    loss curves, the learning curve (PNG and JSON) and the first test images' scene graphs, predicted
+    and drawn beside their ground truth (egtr.inference.review)."""
+    import json
+    import shutil
+
+    from egtr.data import load_dataset
+    from egtr.engine.curves import learning_curve, plot_learning_curve
+    from egtr.files import write_text
+    from egtr.inference.predictor import SceneGraphPredictor
+    from egtr.inference.review import draw_review
+
+    report.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.json", "metrics.md", "loss_curves.png"):
+        if (result.out / "report" / name).is_file():
+            shutil.copy(result.out / "report" / name, report / name)
+    points = learning_curve(result.out / "logs")
+    write_text(report / "learning_curve.json", json.dumps(points, indent=1) + "\n")
+    plot_learning_curve(points, report / "learning_curve.png", "egtr demo: validation split")
+
+    test = load_dataset(data, "test")
+    records = test.records[:DRAWN_IMAGES]
+    size = max(records[0].width, records[0].height)
+    predictor = SceneGraphPredictor.from_checkpoint(
+        model_path,
+        device=None if device == "auto" else device,
+        size=size,
+        max_size=2 * size,
+        top_k=20,
+    )
+    predictions = report / "predictions"
+    for record, predicted in zip(records, predictor.iter_predict([r.image_path for r in records])):
+        if predicted.graph is None:
+            continue
+        stem = Path(predicted.source).stem
+        write_text(predictions / f"{stem}.json", predicted.graph.to_json())
+        draw_review(
+            predicted.image,
+            predicted.graph,
+            record,
+            test.class_names,
+            test.predicate_names,
+            predictions / f"{stem}.png",
+        )
+    return report
