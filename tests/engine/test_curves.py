@@ -1,6 +1,14 @@
 """Loss curves from the CSV logs of a phase, across a resumed run."""
 
-from egtr.engine.curves import keep_previous_log, log_files, plot_loss_curves, read_columns
+from egtr.engine.curves import (
+    keep_previous_log,
+    learning_curve,
+    log_files,
+    plot_learning_curve,
+    plot_loss_curves,
+    read_columns,
+)
+from egtr.engine.metrics import SceneGraphMetrics
 
 
 def write_log(path, rows):
@@ -25,3 +33,29 @@ def test_resumed_runs_keep_every_log_and_plot_them(tmp_path):
 
 def test_nothing_to_plot(tmp_path):
     assert plot_loss_curves(tmp_path, tmp_path / "curves.png") is None
+
+
+def test_learning_curve_from_the_logs_of_a_resumed_phase(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    header = "epoch,step,train/loss,val/AP50,val/R@50,val/mR@50,val/minutes\n"
+    (logs / "metrics.csv").write_text(header + "0,9,3.0,,,,\n0,99,,0.5,0.2,0.1,1.5\n")
+    keep_previous_log(logs)
+    (logs / "metrics.csv").write_text(header + "0,199,,0.8,0.6,0.4,3.25\n")
+    points = learning_curve(logs)
+    assert points == [
+        {"steps": 100, "minutes": 1.5, "R@50": 0.2, "mR@50": 0.1, "AP50": 0.5},
+        {"steps": 200, "minutes": 3.25, "R@50": 0.6, "mR@50": 0.4, "AP50": 0.8},
+    ]
+    png = plot_learning_curve(points, tmp_path / "curve.png", "title")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert plot_learning_curve([], tmp_path / "none.png") is None
+
+
+def test_training_time_is_carried_over_a_resumption():
+    metrics = SceneGraphMetrics({"val": [], "test": []}, 3, 2, "vg", ["a", "b"], None)
+    assert metrics.training_seconds() == 0.0
+    metrics.load_state_dict({"training_seconds": 120.0})  # what the killed run's checkpoint held
+    metrics.on_train_start(None, None)
+    assert 120.0 <= metrics.training_seconds() < 121.0
+    assert metrics.state_dict()["training_seconds"] >= 120.0
