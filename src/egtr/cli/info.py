@@ -45,7 +45,8 @@ def model_summary(model) -> dict:
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "parts": counts,
         "architecture": {
-            "backbone": f"ResNet-{config.backbone_depth}",
+            "backbone": f"ResNet-{config.backbone_depth}"
+            + ("" if config.backbone_width == 64 else f" (first-stage width {config.backbone_width})"),
             "d_model": config.d_model,
             "encoder_layers": config.encoder_layers,
             "decoder_layers": config.decoder_layers,
