@@ -113,6 +113,7 @@ def read_settings_file(path: Path) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from egtr import __version__
+    from egtr.devices import uses_cuda
     from egtr.hardware import describe
     from egtr.studies.results import write_results
     from egtr.studies.runner import AblateOptions, plan_study, run_study
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         "minutes of this invocation": _rounded(outcome.minutes),
         "runs skipped as finished earlier": outcome.skipped,
         "parallel": args.parallel,
-        "machine": describe(_torch_device(plan.runs[0].settings.accelerator)),
+        "machine": describe("cuda" if uses_cuda(plan.runs[0].settings.accelerator) else "cpu"),
         "egtr version": __version__,
     }
     json_path, markdown_path, figure_path = write_results(out, plan.study, outcome.records, context)
@@ -176,12 +177,6 @@ def run(args: argparse.Namespace) -> int:
     for failure in outcome.failures:
         print(f"failed: {failure}", file=sys.stderr)
     return 1 if outcome.failures else 0
-
-
-def _torch_device(accelerator: str) -> str:
-    import torch
-
-    return "cuda" if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
 
 
 def _rounded(minutes: float | None) -> float | None:

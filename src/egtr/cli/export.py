@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 from egtr.cli.errors import CommandError
+from egtr.export.formats import DEFAULT_FORMAT, FORMATS, REPORT_FILE, export_format
 
 DEFAULT_OUT = Path("egtr-output/export")
-RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "openvino": "openvino"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -32,8 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     parser.add_argument(
         "--format",
         nargs="+",
-        choices=("onnx", "openvino"),
-        default=["onnx"],
+        choices=FORMATS,
+        default=[DEFAULT_FORMAT],
         help="onnx (DIR/model.onnx) and/or openvino (DIR/model.xml + model.bin) (default: onnx)",
     )
     parser.add_argument(
@@ -63,19 +63,20 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     parser.set_defaults(func=run)
 
 
-def check_export(model, file: Path, export_format: str) -> dict[str, float]:
+def check_export(model, file: Path, format_name: str) -> dict[str, float]:
     """Run the export against PyTorch; remove it and fail when an output differs by more than 1e-4."""
     from egtr.export.check import TOLERANCE, compare_with_torch
     from egtr.export.exporter import load_backend
 
-    differences = compare_with_torch(model, load_backend(RUNTIME_OF_FORMAT[export_format], file))
+    written = export_format(format_name)
+    differences = compare_with_torch(model, load_backend(written.runtime, file))
     bad = {name: value for name, value in differences.items() if not value <= TOLERANCE}
     if bad:
-        for path in [file, file.with_suffix(".bin")] if export_format == "openvino" else [file]:
+        for path in [file, *(file.with_suffix(suffix) for suffix in written.companions)]:
             path.unlink(missing_ok=True)
         shown = ", ".join(f"{name} by {value:.3g}" for name, value in bad.items())
         raise CommandError(
-            f"{file}: the {export_format} export differs from PyTorch ({shown}; tolerance {TOLERANCE}) on a "
+            f"{file}: the {format_name} export differs from PyTorch ({shown}; tolerance {TOLERANCE}) on a "
             "batch of another size than the traced one; the file was removed"
         )
     return differences
@@ -84,7 +85,6 @@ def check_export(model, file: Path, export_format: str) -> dict[str, float]:
 def run(args: argparse.Namespace) -> int:
     from egtr.checkpoints import load_model
     from egtr.export.exporter import export_metadata, export_model
-    from egtr.export.layout import REPORT_FILE
     from egtr.files import write_text
 
     model = load_model(args.checkpoint)

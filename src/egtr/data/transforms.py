@@ -26,13 +26,10 @@ from PIL import Image
 from torch import Tensor
 
 from egtr.boxes import xyxy_to_cxcywh
+from egtr.sizes import EVAL_MAX_SIZE, EVAL_SIZE, MID_SCALES, TRAIN_MAX_SIZE, TRAIN_SCALES
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-TRAIN_SCALES = tuple(range(480, 801, 32))  # 480, 512, ..., 800
-MID_SCALES = (400, 500, 600)
-DETECTOR_CROP = (384, 600)  # RandomSizeCrop of the official detector pre-training
-EVAL_SIZE, EVAL_MAX_SIZE = 800, 1333
 
 Target = dict[str, Any]
 Transform = Callable[[Image.Image, Target], tuple[Any, Target]]
@@ -195,7 +192,7 @@ class ToModelInput:
 
 def train_transform(
     scales: Sequence[int] = TRAIN_SCALES,
-    max_size: int | None = 1333,
+    max_size: int | None = TRAIN_MAX_SIZE,
     mid_scales: Sequence[int] = MID_SCALES,
     flip_prob: float = 0.5,
     rng: random.Random | None = None,

@@ -17,6 +17,7 @@ from typing import Any
 
 from egtr.dict_round_trip import DictRoundTrip
 from egtr.files import write_text
+from egtr.sizes import DETECTOR_CROP, EVAL_MAX_SIZE, EVAL_SIZE, MID_SCALES, TRAIN_MAX_SIZE, TRAIN_SCALES
 
 PHASES = ("detector", "detector_finetune", "egtr", "finetune")
 DETECTOR_PHASES = ("detector", "detector_finetune")  # train the detector only
@@ -62,13 +63,13 @@ class TrainSettings(DictRoundTrip):
     num_workers: int = 4
 
     # data and evaluation
-    train_scales: list[int] = field(default_factory=lambda: list(range(480, 801, 32)))
-    train_mid_scales: list[int] = field(default_factory=lambda: [400, 500, 600])
+    train_scales: list[int] = field(default_factory=lambda: list(TRAIN_SCALES))
+    train_mid_scales: list[int] = field(default_factory=lambda: list(MID_SCALES))
     train_crop: list[int] = field(default_factory=list)  # [min, max] RandomSizeCrop sides; [] = no crop
-    train_max_size: int = 1333
+    train_max_size: int = TRAIN_MAX_SIZE
     flip_prob: float = 0.5
-    eval_size: int = 800
-    eval_max_size: int = 1333
+    eval_size: int = EVAL_SIZE
+    eval_max_size: int = EVAL_MAX_SIZE
     protocol: str = "vg"  # vg | oi evaluation protocol
     metrics_every: int = 1  # validation metrics (R@K, mR@K, AP50) every N epochs; 0 = loss only
     val_check_interval: float | int = 1.0  # Lightning: fraction of an epoch or a number of steps
@@ -140,7 +141,7 @@ _PHASE_PRESETS: dict[str, dict[str, Any]] = {
         effective_batch=32,
         max_epochs=150,
         patience=15,
-        train_crop=[384, 600],
+        train_crop=list(DETECTOR_CROP),
         model={"auxiliary_loss": True},
     ),
     "egtr": dict(

@@ -13,16 +13,13 @@ from pathlib import Path
 
 import torch
 
-from egtr.data.transforms import EVAL_MAX_SIZE, EVAL_SIZE
-from egtr.export.layout import FORMATS, ONNX_FILE, OPENVINO_FILE
+from egtr.export.formats import DEFAULT_FORMAT, FORMATS, export_format, missing_extra, runtime
 from egtr.export.metadata import ExportMetadata
-from egtr.export.onnx_export import DEFAULT_OPSET, onnx_bytes, write_onnx
-from egtr.export.openvino_export import write_openvino
-from egtr.inference.backend import Backend, TorchBackend
+from egtr.export.onnx_export import DEFAULT_OPSET, onnx_bytes
+from egtr.inference.backend import Backend
 from egtr.inference.names import resolve_vocabulary
 from egtr.models.egtr import EGTR
-
-BACKENDS = ("torch", "onnxruntime", "openvino")
+from egtr.sizes import EVAL_MAX_SIZE, EVAL_SIZE
 
 
 def export_metadata(
@@ -60,28 +57,33 @@ def export_metadata(
 def export_model(
     model: EGTR,
     out: str | Path,
-    formats: str | Sequence[str] = "onnx",
+    formats: str | Sequence[str] = DEFAULT_FORMAT,
     metadata: ExportMetadata | None = None,
 ) -> dict[str, Path]:
-    """Write `model` to `out/model.onnx` (format "onnx") and/or `out/model.xml` + `model.bin` ("openvino").
+    """Write `model` to `out` in each of `formats` (formats.py: "onnx" -> `out/model.onnx`, "openvino" ->
+    `out/model.xml` + `model.bin`).
 
     `metadata` defaults to `export_metadata(model)`. The model is traced once for all formats. Returns
     {format: model file}; raises egtr.export.ExportError naming the part of the model that cannot be
-    exported.
+    exported, MissingExtraError when a format's package is not installed.
     """
     formats = [formats] if isinstance(formats, str) else list(formats)
-    unknown = [name for name in formats if name not in FORMATS]
-    if unknown or not formats:
-        raise ValueError(f"formats must be among {', '.join(FORMATS)}, got {formats}")
+    if not formats:
+        raise ValueError(f"formats must be among {', '.join(FORMATS)}, got none")
+    chosen = [export_format(name) for name in formats]
     model = model.eval().to("cpu")
     metadata = metadata or export_metadata(model)
     out = Path(out)
-    serialized = onnx_bytes(model, metadata.opset)
+    try:
+        serialized = onnx_bytes(model, metadata.opset)
+    except ImportError as error:
+        raise missing_extra("export", "onnx", error) from error
     written = {}
-    if "onnx" in formats:
-        written["onnx"] = write_onnx(serialized, out / ONNX_FILE, metadata)
-    if "openvino" in formats:
-        written["openvino"] = write_openvino(serialized, out / OPENVINO_FILE, metadata, model)
+    for target in chosen:
+        try:
+            written[target.name] = target.write(serialized, out / target.file, metadata, model)
+        except ImportError as error:
+            raise missing_extra(f"the {target.name} export", target.extra, error) from error
     return written
 
 
@@ -92,20 +94,15 @@ def load_backend(
     device: str | torch.device | None = None,
     threads: int | None = None,
 ) -> Backend:
-    """A runtime backend for `path`: "torch" loads any checkpoint egtr.load_model accepts and runs it on
-    `device`; "onnxruntime" and "openvino" run an export folder (or its model file) on the CPU."""
-    if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
-    if name == "torch":
-        from egtr.checkpoints import load_model
-
-        return TorchBackend(load_model(path), device, precision)
-    if device is not None and str(device) not in ("auto", "cpu"):
+    """A runtime backend (formats.py) for `path`: "torch" loads any checkpoint egtr.load_model accepts and
+    runs it on `device`; "onnxruntime" and "openvino" run an export folder (or its model file) on the CPU.
+    MissingExtraError when the runtime's package is not installed."""
+    chosen = runtime(name)
+    if chosen.cpu_only and device is not None and str(device) not in ("auto", "cpu"):
         raise ValueError(f"the {name} backend runs on the CPU only, not on {device}")
-    if name == "onnxruntime":
-        from egtr.export.onnxruntime_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(path, precision, threads)
-    from egtr.export.openvino_backend import OpenVinoBackend
-
-    return OpenVinoBackend(path, precision, threads)
+    try:
+        return chosen.load(Path(path), precision, device, threads)
+    except ImportError as error:
+        if chosen.extra is None:
+            raise
+        raise missing_extra(f"the {name} backend", chosen.extra, error) from error

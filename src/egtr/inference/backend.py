@@ -17,19 +17,10 @@ import torch
 from torch import Tensor
 
 from egtr.config import EGTRConfig
+from egtr.devices import resolve_device
 from egtr.models.egtr import EGTR, relation_probabilities
 from egtr.models.outputs import EGTROutput
 from egtr.precision import autocast, check_precision
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None/"auto": CUDA when available, else CPU; "gpu" means "cuda"; any torch device string works."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device("cuda" if str(device) == "gpu" else device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but CUDA is not available (use --device cpu)")
-    return device
 
 
 @dataclass

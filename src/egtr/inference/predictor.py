@@ -35,7 +35,7 @@ from torch import Tensor
 
 from egtr.data.collate import collate
 from egtr.data.images import ImageReadError, ImageReading, source_name
-from egtr.data.transforms import EVAL_MAX_SIZE, EVAL_SIZE, eval_transform
+from egtr.data.transforms import eval_transform
 from egtr.inference.backend import Backend, TorchBackend
 from egtr.inference.explain import explain_triplet
 from egtr.inference.names import Vocabulary, resolve_vocabulary
@@ -44,6 +44,7 @@ from egtr.inference.progress import track
 from egtr.inference.scene_graph import SceneGraph
 from egtr.inference.triplets import TripletOptions, build_scene_graph
 from egtr.models.egtr import logit_adjusted
+from egtr.sizes import EVAL_MAX_SIZE, EVAL_SIZE
 
 
 @dataclass
@@ -159,7 +160,7 @@ class SceneGraphPredictor:
         self.config = self.backend.config  # scores follow this config (its logit adjustment)
         self.vocabulary: Vocabulary = resolve_vocabulary(self.config, names)
         self.default_selection = self._selection(
-            TripletOptions(top_k, threshold, graph_constraint, dedup_iou, object_threshold), object_score
+            TripletOptions(top_k, threshold, graph_constraint, dedup_iou, object_threshold, object_score)
         )
         self.size, self.max_size = size, max_size
         self.batch_size, self.workers, self.pad_mixed_sizes = batch_size, workers, pad_mixed_sizes
@@ -208,22 +209,19 @@ class SceneGraphPredictor:
             results = track(results, count, "predicting")
         yield from results
 
-    def selection(self, object_score: str | None = None, **triplet_options: Any) -> Selection:
-        """This predictor's triplet selection with some options changed: `object_score` and the fields of
-        `TripletOptions` (top_k, threshold, graph_constraint, dedup_iou, object_threshold).
+    def selection(self, **triplet_options: Any) -> Selection:
+        """This predictor's triplet selection with some fields of `TripletOptions` changed (top_k,
+        threshold, graph_constraint, dedup_iou, object_threshold, object_score).
 
         Raises ValueError naming the option for a bad value, TypeError for an unknown option.
         """
-        default = self.default_selection
-        return self._selection(
-            replace(default.triplets, **triplet_options), object_score or default.postprocess.object_score
-        )
+        return self._selection(replace(self.default_selection.triplets, **triplet_options))
 
-    def _selection(self, triplets: TripletOptions, object_score: str) -> Selection:
+    def _selection(self, triplets: TripletOptions) -> Selection:
         postprocess = PostprocessOptions(
             top_k=triplets.pairs_needed(self.config.num_queries),
             keep_diagonal=False,
-            object_score=object_score,
+            object_score=triplets.object_score,
         )
         return Selection(triplets, postprocess)
 

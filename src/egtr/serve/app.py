@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -30,11 +30,10 @@ from egtr.serve.batching import Batcher, ServerBusy
 from egtr.serve.errors import ApiError, image_error, install_error_handlers
 from egtr.serve.limits import ServerLimits
 from egtr.serve.model_info import model_info
+from egtr.serve.selection import selection_dependency
 from egtr.serve.uploads import read_body, uploaded_image
 
 STATIC = Path(__file__).parent / "static"
-MAX_TOP_K = 10_000
-OPTION_NAMES = ("top_k", "threshold", "graph_constraint", "object_score", "dedup_iou", "object_threshold")
 IMAGE_BODY = {"type": "string", "format": "binary"}
 UPLOAD_DOCS = {
     "requestBody": {
@@ -64,7 +63,7 @@ def create_app(
     # per-thread arenas few, so memory stays flat under load
     decoders = ThreadPoolExecutor(limits.decoders, thread_name_prefix="egtr-decode")
     started = time.monotonic()
-    defaults = predictor.default_selection
+    selection = selection_dependency(predictor)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -96,42 +95,6 @@ def create_app(
                 "missing or wrong token: send 'Authorization: Bearer <token>'",
                 {"WWW-Authenticate": "Bearer"},
             )
-
-    def selection(
-        request: Request,
-        top_k: int = Query(defaults.triplets.top_k, ge=1, le=MAX_TOP_K, description="triplets kept"),
-        threshold: float = Query(
-            defaults.triplets.threshold, ge=0.0, le=1.0, description="minimum triplet score"
-        ),
-        graph_constraint: bool = Query(
-            defaults.triplets.graph_constraint, description="one predicate per object pair"
-        ),
-        object_score: Literal["softmax", "sigmoid"] = Query(
-            defaults.postprocess.object_score, description="object confidence (softmax is official)"
-        ),
-        dedup_iou: float | None = Query(
-            defaults.triplets.dedup_iou, ge=0.0, lt=1.0, description="merge same-class boxes above this IoU"
-        ),
-        object_threshold: float | None = Query(
-            defaults.triplets.object_threshold, ge=0.0, le=1.0, description="also list objects scoring this"
-        ),
-    ) -> Selection:
-        unknown = sorted(set(request.query_params) - set(OPTION_NAMES))
-        if unknown:
-            raise ApiError(
-                422, f"unknown query parameter(s) {', '.join(unknown)}; known: {', '.join(OPTION_NAMES)}"
-            )
-        try:
-            return predictor.selection(
-                object_score=object_score,
-                top_k=top_k,
-                threshold=threshold,
-                graph_constraint=graph_constraint,
-                dedup_iou=dedup_iou,
-                object_threshold=object_threshold,
-            )
-        except ValueError as error:
-            raise ApiError(422, f"bad option: {error}") from error
 
     def prepare(data: bytes, name: str) -> PreparedImage:
         try:

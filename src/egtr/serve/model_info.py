@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from egtr.data.images import WEB_FORMATS
 from egtr.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from egtr.inference.predictor import SceneGraphPredictor
@@ -44,14 +46,7 @@ def model_info(predictor: SceneGraphPredictor, name: str, limits: ServerLimits) 
             "image_conversion": predictor.reading.conversion,
             "formats": list(WEB_FORMATS),
         },
-        "defaults": {
-            "top_k": triplets.top_k,
-            "threshold": triplets.threshold,
-            "graph_constraint": triplets.graph_constraint,
-            "dedup_iou": triplets.dedup_iou,
-            "object_threshold": triplets.object_threshold,
-            "object_score": predictor.default_selection.postprocess.object_score,
-        },
+        "defaults": asdict(triplets),
         "limits": limits.public(),
     }
 

@@ -35,6 +35,7 @@ from egtr.inference.explain import attention_from, gate_source_names
 from egtr.inference.postprocess import PostprocessOptions, postprocess
 from egtr.inference.progress import track
 from egtr.models.egtr import EGTR
+from egtr.sizes import EVAL_MAX_SIZE, EVAL_SIZE
 from egtr.studies.failures import CATEGORIES, failure_counts
 from egtr.studies.probe import linear_probe
 from egtr.studies.statistics import cohen_d, roc_auc
@@ -43,8 +44,8 @@ from egtr.training import HungarianMatcher
 
 @dataclass(frozen=True)
 class AnalysisOptions:
-    size: int = 800
-    max_size: int = 1333
+    size: int = EVAL_SIZE
+    max_size: int = EVAL_MAX_SIZE
     batch_size: int = 1
     device: str = "cpu"
     workers: int = 0

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from egtr.devices import uses_cuda
 from egtr.engine.settings import TrainSettings, merge, preset
 from egtr.files import write_text
 from egtr.studies.job import (
@@ -300,7 +301,7 @@ def visible_gpus(accelerator: str) -> list[str]:
     """CUDA device ids the runs may use (none on CPU runs), as CUDA_VISIBLE_DEVICES names them."""
     import torch
 
-    if accelerator not in ("gpu", "cuda", "auto") or not torch.cuda.is_available():
+    if not uses_cuda(accelerator):
         return []
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible:
