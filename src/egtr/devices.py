@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import torch
 
 INFERENCE_DEVICES = "auto, cpu, cuda or cuda:N"  # what --device takes in the inference commands
-TRAINING_DEVICES = "auto, cpu or cuda"  # what --device takes in the training commands
+TRAINING_DEVICES = "auto, cpu or cuda"  # what --device takes in the training commands (no GPU index)
 CUDA_NAMES = ("cuda", "gpu", "auto")  # accelerator names that run on CUDA when it is available
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from egtr.cli.errors import CommandError
+from egtr.cli.options import add_device_argument
 from egtr.engine.settings import DATASETS
 
 DEFAULT_OUT = Path("egtr-output/studies")
@@ -80,8 +81,8 @@ def add_parser(subparsers, parents) -> None:
         help="JSON object of training-settings overrides for every run, with a 'model' object for config "
         "overrides shared by all variants (default: none)",
     )
-    parser.add_argument(
-        "--device", help="cpu, gpu or auto (default: the preset's: cpu on the synthetic world)"
+    add_device_argument(
+        parser, training=True, default=None, default_text="the preset's: cpu on the synthetic world"
     )
     parser.add_argument(
         "--parallel",

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from egtr.cli.errors import CommandError
+from egtr.cli.options import DEMO_OUT, add_device_argument
 
-DEFAULT_OUT = Path("egtr-output/demo")
+DEFAULT_OUT = DEMO_OUT
 DETECTOR_STEPS = 1000
 EGTR_STEPS = 500
 # an easy world for a short CPU run: larger shapes (1/5 to 0.45 of the side), at most 5 per image
@@ -53,7 +54,7 @@ def add_parser(subparsers, parents) -> None:
         help="train for this many minutes instead of a fixed number of steps, split 60/40 between "
         "the phases (not bit-reproducible: depends on the machine's speed) (default: off)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, gpu or auto (default: cpu)")
+    add_device_argument(parser, training=True, default="cpu")
     parser.add_argument("--batch-size", type=int, default=4, help="images per step (default: 4)")
     parser.add_argument(
         "--workers",

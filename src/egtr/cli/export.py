@@ -13,7 +13,9 @@ import json
 from pathlib import Path
 
 from egtr.cli.errors import CommandError
+from egtr.cli.options import add_names_argument
 from egtr.export.formats import DEFAULT_FORMAT, FORMATS, REPORT_FILE, export_format
+from egtr.sizes import EVAL_MAX_SIZE, EVAL_SIZE
 
 DEFAULT_OUT = Path("egtr-output/export")
 
@@ -39,17 +41,20 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     parser.add_argument(
         "--out", metavar="DIR", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)"
     )
+    add_names_argument(parser, " to store in the export")
     parser.add_argument(
-        "--names",
-        metavar="FILE_OR_DIR",
-        help="class/predicate names to store in the export (default: the model's names; Visual Genome "
-        "lists for 150/50 models; else placeholders)",
+        "--size",
+        type=int,
+        metavar="N",
+        default=EVAL_SIZE,
+        help="shorter image side to store (default: %(default)s)",
     )
     parser.add_argument(
-        "--size", type=int, metavar="N", default=800, help="shorter image side to store (default: 800)"
-    )
-    parser.add_argument(
-        "--max-size", type=int, metavar="N", default=1333, help="longest side cap to store (default: 1333)"
+        "--max-size",
+        type=int,
+        metavar="N",
+        default=EVAL_MAX_SIZE,
+        help="longest side cap to store (default: %(default)s)",
     )
     parser.add_argument(
         "--opset", type=int, metavar="N", default=17, help="ONNX opset, 17 to 20 (default: 17)"

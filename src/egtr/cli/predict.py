@@ -17,15 +17,28 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
-from egtr.cli.demo import DEFAULT_OUT as DEMO_OUT
 from egtr.cli.errors import CommandError
-from egtr.cli.inference_options import add_backend_arguments, add_inference_arguments, build_backend
+from egtr.cli.options import (
+    add_backend_arguments,
+    add_batching_arguments,
+    add_checkpoint_argument,
+    add_device_argument,
+    add_logit_adjustment_arguments,
+    add_max_pixels_argument,
+    add_names_argument,
+    add_reading_arguments,
+    add_selection_arguments,
+    add_size_arguments,
+    build_backend,
+    build_predictor,
+    checkpoint_path,
+    inference_settings,
+)
 
 DEFAULT_OUT = Path("egtr-output/predict")
-DEFAULT_SIZE, DEFAULT_MAX_SIZE = 800, 1333
-DEMO_MODEL = DEMO_OUT / "model.safetensors"
 SUMMARY_FILE, JSONL_FILE = "summary.json", "predictions.jsonl"
 
 
@@ -43,94 +56,19 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     parser.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="image files, folders of images and/or video files"
     )
-    parser.add_argument(
-        "--checkpoint",
-        metavar="PATH",
-        help="with --backend torch: any model file or directory egtr.load_model accepts; with onnxruntime / "
-        "openvino: a folder written by `egtr export` or its model file (default: "
-        f"{DEMO_MODEL} below the current folder, the model `egtr demo` trains)",
-    )
+    add_checkpoint_argument(parser, backends=True, demo_default=True)
     add_backend_arguments(parser)
     parser.add_argument(
         "--out", metavar="DIR", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)"
     )
-    parser.add_argument(
-        "--names",
-        metavar="FILE_OR_DIR",
-        help="class/predicate names: a JSON file ({objects, predicates}, {obj, rel}, ...) or a dataset "
-        "folder (default: the model's names; Visual Genome lists for 150/50 models; else placeholders)",
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        metavar="N",
-        default=1,
-        help="images per forward pass; only images of the same resized size share a batch, so results "
-        "equal unbatched ones (default: 1)",
-    )
-    parser.add_argument(
-        "--pad-mixed-sizes",
-        action="store_true",
-        help="let images of different sizes share a batch, padded to the largest: faster on mixed folders, "
-        "but padding changes the outputs slightly (default: off)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        default=1,
-        help="threads reading images ahead of the model (default: 1)",
-    )
-    parser.add_argument(
-        "--size",
-        type=int,
-        metavar="N",
-        help="shorter image side (default: what an export stores, else 800)",
-    )
-    parser.add_argument(
-        "--max-size",
-        type=int,
-        metavar="N",
-        help="longest image side cap (default: what an export stores, else 1333)",
-    )
-    parser.add_argument(
-        "--top-k", type=int, metavar="K", default=100, help="triplets kept per image (default: 100)"
-    )
-    parser.add_argument(
-        "--threshold", type=float, metavar="SCORE", default=0.0, help="minimum triplet score (default: 0)"
-    )
-    parser.add_argument(
-        "--no-graph-constraint",
-        action="store_true",
-        help="allow several predicates per object pair (default: off, one predicate per pair)",
-    )
-    parser.add_argument(
-        "--dedup-iou",
-        type=float,
-        metavar="IOU",
-        help="merge objects of the same class whose boxes overlap above IOU into the best-scoring one "
-        "(default: off, as officially)",
-    )
-    parser.add_argument(
-        "--object-threshold",
-        type=float,
-        metavar="SCORE",
-        help="also list objects in no kept triplet that score at least SCORE (default: off)",
-    )
-    parser.add_argument(
-        "--object-score",
-        default="softmax",
-        choices=("softmax", "sigmoid"),
-        help="object confidence: softmax (official) or sigmoid over the class logits (default: softmax)",
-    )
-    parser.add_argument(
-        "--max-pixels",
-        type=int,
-        metavar="N",
-        help="refuse images with more pixels (default: PIL's decompression-bomb limit, about 89M)",
-    )
-    add_inference_arguments(parser)
+    add_names_argument(parser)
+    add_device_argument(parser)
+    add_batching_arguments(parser)
+    add_size_arguments(parser)
+    add_selection_arguments(parser)
+    add_max_pixels_argument(parser)
+    add_logit_adjustment_arguments(parser)
+    add_reading_arguments(parser)
     sampling = parser.add_mutually_exclusive_group()
     sampling.add_argument(
         "--every", type=int, metavar="N", help="videos: predict every Nth frame (default: every frame)"
@@ -180,79 +118,14 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     parser.set_defaults(func=run)
 
 
-def checkpoint_path(args: argparse.Namespace) -> Path:
-    if args.checkpoint:
-        return Path(args.checkpoint)
-    if DEMO_MODEL.is_file():
-        return DEMO_MODEL
-    raise CommandError(
-        f"no --checkpoint given and no demo model at {DEMO_MODEL}: run `egtr demo` (10 to 20 minutes on a "
-        "2-core CPU) to train one, or pass --checkpoint PATH"
-    )
-
-
 def check_arguments(args: argparse.Namespace) -> None:
-    for flag, value in (
-        ("--batch-size", args.batch_size),
-        ("--workers", args.workers),
-        ("--top-k", args.top_k),
-        ("--draw-edges", args.draw_edges),
-        ("--explain-rank", args.explain_rank),
-        ("--size", args.size),
-        ("--max-size", args.max_size),
-    ):
-        if value is not None and value < 1:
+    for flag, value in (("--draw-edges", args.draw_edges), ("--explain-rank", args.explain_rank)):
+        if value < 1:
             raise CommandError(f"{flag} must be at least 1, got {value}")
-    if args.dedup_iou is not None and not 0 <= args.dedup_iou < 1:
-        raise CommandError(f"--dedup-iou must be in [0, 1), got {args.dedup_iou}")
     if args.every is not None and args.every < 1:
         raise CommandError(f"--every must be at least 1, got {args.every}")
     if args.fps is not None and not args.fps > 0:
         raise CommandError(f"--fps must be positive, got {args.fps}")
-
-
-def allow_pixels(max_pixels: int | None) -> None:
-    """Raise PIL's own decompression-bomb guard to `max_pixels`, so that it does not stop a raised limit."""
-    from PIL import Image
-
-    if max_pixels and max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
-        Image.MAX_IMAGE_PIXELS = max_pixels
-
-
-def image_sizes(args: argparse.Namespace, backend) -> tuple[int, int]:
-    """--size / --max-size, defaulting to the export's stored preprocessing, else 800 / 1333."""
-    stored = getattr(backend, "metadata", None)
-    size = args.size or (stored.size if stored else DEFAULT_SIZE)
-    max_size = args.max_size or (stored.max_size if stored else DEFAULT_MAX_SIZE)  # None: no cap
-    if max_size is not None and max_size < size:
-        raise CommandError(f"--max-size ({max_size}) must be at least --size ({size})")
-    return size, max_size
-
-
-def build_predictor(args: argparse.Namespace, backend):
-    from egtr.inference.predictor import SceneGraphPredictor
-
-    allow_pixels(args.max_pixels)
-    size, max_size = image_sizes(args, backend)
-    return SceneGraphPredictor(
-        backend,
-        names=args.names,
-        size=size,
-        max_size=max_size,
-        batch_size=args.batch_size,
-        pad_mixed_sizes=args.pad_mixed_sizes,
-        workers=args.workers,
-        top_k=args.top_k,
-        threshold=args.threshold,
-        graph_constraint=not args.no_graph_constraint,
-        dedup_iou=args.dedup_iou,
-        object_threshold=args.object_threshold,
-        object_score=args.object_score,
-        max_pixels=args.max_pixels,
-        explain_rank=args.explain_rank if args.explain else None,
-        exif=args.exif,
-        conversion=args.image_conversion,
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -273,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
         if failures:
             return 1
         raise CommandError(f"no image files found in {', '.join(args.inputs)}")
-    predictor = build_predictor(args, build_backend(args, checkpoint))
+    backend = build_backend(args, checkpoint)
+    predictor = build_predictor(args, backend, explain_rank=args.explain_rank if args.explain else None)
     if predictor.vocabulary.note:
         print(f"note: {predictor.vocabulary.note}", file=sys.stderr)
     started = time.perf_counter()
@@ -387,8 +261,6 @@ def write_outputs(result, stem: Path, lines, args: argparse.Namespace) -> dict:
 
 
 def build_summary(args, predictor, checkpoint: Path, outputs, failures, seconds: float) -> dict:
-    from egtr.cli.inference_options import inference_settings
-
     processed = len(outputs) + len(failures)
     return {
         "images": processed,
@@ -406,14 +278,9 @@ def build_summary(args, predictor, checkpoint: Path, outputs, failures, seconds:
             "names": predictor.vocabulary.source,
             "size": predictor.size,
             "max_size": predictor.max_size,
-            "batch_size": args.batch_size,
-            "pad_mixed_sizes": args.pad_mixed_sizes,
-            "top_k": args.top_k,
-            "threshold": args.threshold,
-            "graph_constraint": not args.no_graph_constraint,
-            "dedup_iou": args.dedup_iou,
-            "object_threshold": args.object_threshold,
-            "object_score": args.object_score,
+            "batch_size": predictor.batch_size,
+            "pad_mixed_sizes": predictor.pad_mixed_sizes,
+            **asdict(predictor.default_selection.triplets),
             **inference_settings(predictor, args),
         },
     }

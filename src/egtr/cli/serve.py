@@ -11,11 +11,21 @@ import argparse
 import ipaddress
 import os
 import sys
-from pathlib import Path
 
 from egtr.cli.errors import CommandError
-from egtr.cli.inference_options import add_backend_arguments, add_inference_arguments, build_backend
-from egtr.cli.predict import DEMO_MODEL, allow_pixels, checkpoint_path
+from egtr.cli.options import (
+    add_backend_arguments,
+    add_checkpoint_argument,
+    add_device_argument,
+    add_logit_adjustment_arguments,
+    add_max_pixels_argument,
+    add_names_argument,
+    add_reading_arguments,
+    add_size_arguments,
+    build_backend,
+    build_predictor,
+    checkpoint_path,
+)
 from egtr.serve.limits import MEGABYTE, ServerLimits
 
 TOKEN_VARIABLE = "EGTR_SERVE_TOKEN"
@@ -41,34 +51,16 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
         "as query parameters) answers the JSON of `egtr predict`; GET /v1/model, GET /healthz, the page "
         'at /, API docs at /docs. Needs `pip install "egtr[serve]"`.',
     )
-    parser.add_argument(
-        "--checkpoint",
-        metavar="PATH",
-        help=f"any model file or directory egtr.load_model accepts (default: {DEMO_MODEL} below the current "
-        "folder, the model `egtr demo` trains)",
-    )
-    parser.add_argument(
-        "--names",
-        metavar="FILE_OR_DIR",
-        help="class/predicate names, as for egtr predict (default: the model's)",
-    )
+    add_checkpoint_argument(parser, backends=True, demo_default=True)
+    add_names_argument(parser)
     parser.add_argument(
         "--host",
         default="127.0.0.1",
         help="address to bind; 0.0.0.0 listens on every interface: use --token then (default: %(default)s)",
     )
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    parser.add_argument(
-        "--size", type=int, metavar="N", default=800, help="shorter image side (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--max-size",
-        type=int,
-        metavar="N",
-        default=1333,
-        help="longest image side cap (default: %(default)s)",
-    )
+    add_device_argument(parser)
+    add_size_arguments(parser)
     parser.add_argument(
         "--max-batch",
         type=int,
@@ -90,13 +82,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
         default=DEFAULTS.max_body_bytes / MEGABYTE,
         help="largest request body, in MiB; larger gets 413 (default: %(default)s)",
     )
-    parser.add_argument(
-        "--max-pixels",
-        type=int,
-        metavar="N",
-        default=DEFAULTS.max_pixels,
-        help="largest image (width x height), refused with 413 before decoding (default: %(default)s)",
-    )
+    add_max_pixels_argument(parser, DEFAULTS.max_pixels)
     parser.add_argument(
         "--timeout",
         type=float,
@@ -122,7 +108,8 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
         "--token",
         help=f"require 'Authorization: Bearer TOKEN' on /v1/* (default: ${TOKEN_VARIABLE} if set, else none)",
     )
-    add_inference_arguments(parser)
+    add_logit_adjustment_arguments(parser)
+    add_reading_arguments(parser)
     add_backend_arguments(parser)
     parser.add_argument(
         "--log-level",
@@ -134,12 +121,8 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
 
 
 def server_limits(args: argparse.Namespace) -> ServerLimits:
-    if args.size < 1:
-        raise CommandError(f"--size must be at least 1, got {args.size}")
     if not 0 <= args.port <= 65535:
         raise CommandError(f"--port must be in 0..65535, got {args.port}")
-    if args.max_size < args.size:
-        raise CommandError(f"--max-size ({args.max_size}) must be at least --size ({args.size})")
     token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
     try:
         return ServerLimits(
@@ -155,23 +138,6 @@ def server_limits(args: argparse.Namespace) -> ServerLimits:
     except ValueError as error:
         field, _, rest = str(error).partition(" ")
         raise CommandError(f"{FLAGS.get(field, field)} {rest}") from error
-
-
-def build_predictor(args: argparse.Namespace, checkpoint: Path):
-    """The predictor the server answers with, from the command-line options (the one place they meet)."""
-    from egtr.inference.predictor import SceneGraphPredictor
-
-    allow_pixels(args.max_pixels)
-    return SceneGraphPredictor(
-        build_backend(args, checkpoint),
-        names=args.names,
-        size=args.size,
-        max_size=args.max_size,
-        batch_size=args.max_batch,
-        max_pixels=args.max_pixels,
-        exif=args.exif,
-        conversion=args.image_conversion,
-    )
 
 
 def is_local(host: str) -> bool:
@@ -194,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
             f'egtr serve needs the serve extra: pip install "egtr[serve]" ({error})'
         ) from error
     checkpoint = checkpoint_path(args)
-    predictor = build_predictor(args, checkpoint)
+    predictor = build_predictor(args, build_backend(args, checkpoint), batch_size=limits.max_batch)
     if predictor.vocabulary.note:
         print(f"note: {predictor.vocabulary.note}", file=sys.stderr)
     if not is_local(args.host) and limits.token is None:

@@ -10,9 +10,8 @@ import torch
 
 from egtr.config import EGTRConfig
 from egtr.engine.optim import adamw, parameter_groups
-from egtr.engine.predict_split import to_numpy
 from egtr.engine.settings import DETECTOR_PHASES, TrainSettings
-from egtr.inference.postprocess import PostprocessOptions, postprocess
+from egtr.inference.postprocess import PostprocessOptions, postprocess, to_numpy
 from egtr.models.egtr import EGTR
 from egtr.training import DetectorCriterion, EGTRCriterion
 

@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 
 from egtr.boxes import cxcywh_to_xyxy, scale_boxes
+from egtr.inference.selection import OBJECT_SCORES
 
-OBJECT_SCORES = ("softmax", "sigmoid")
 DETECTION_LISTS = ("sigmoid_top", "queries")
 
 
@@ -155,3 +155,8 @@ def _to_cpu(prediction: dict) -> dict:
     return {
         key: _to_cpu(value) if isinstance(value, dict) else value.cpu() for key, value in prediction.items()
     }
+
+
+def to_numpy(prediction: dict) -> dict:
+    """A prediction dict (possibly nested) with every tensor as a numpy array (what the evaluators keep)."""
+    return {k: to_numpy(v) if isinstance(v, dict) else v.cpu().numpy() for k, v in prediction.items()}

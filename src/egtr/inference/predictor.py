@@ -23,7 +23,7 @@ its own `selection` of triplets.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,7 +36,7 @@ from torch import Tensor
 from egtr.data.collate import collate
 from egtr.data.images import ImageReadError, ImageReading, source_name
 from egtr.data.transforms import eval_transform
-from egtr.inference.backend import Backend, TorchBackend
+from egtr.inference.backend import Backend, RawOutputs, TorchBackend
 from egtr.inference.explain import explain_triplet
 from egtr.inference.names import Vocabulary, resolve_vocabulary
 from egtr.inference.postprocess import PostprocessOptions, postprocess
@@ -56,6 +56,7 @@ class PredictionResult:
     graph: SceneGraph | None = None
     image: Image.Image | None = None  # the upright RGB image the graph refers to (for drawings)
     error: str | None = None
+    prediction: dict | None = None  # the post-processed prediction (`iter_predictions` only)
 
 
 @dataclass
@@ -203,7 +204,23 @@ class SceneGraphPredictor:
 
         With `progress`, a progress bar on stderr (`total` defaults to len(images) when it has one).
         """
-        results = self._results(images)
+        results = self._results(images, self._run_batch)
+        if progress:
+            count = total if total is not None else len(images) if hasattr(images, "__len__") else 0
+            results = track(results, count, "predicting")
+        yield from results
+
+    def iter_predictions(
+        self,
+        images: Iterable[Any],
+        options: PostprocessOptions,
+        progress: bool = False,
+        total: int | None = None,
+    ) -> Iterator[PredictionResult]:
+        """Like `iter_predict`, but each result holds the post-processed `prediction` (egtr.inference.
+        postprocess, with `options`: e.g. an evaluation protocol's) instead of a scene graph: what the
+        evaluators read."""
+        results = self._results(images, lambda batch: self._predictions(batch, options))
         if progress:
             count = total if total is not None else len(images) if hasattr(images, "__len__") else 0
             results = track(results, count, "predicting")
@@ -239,15 +256,7 @@ class SceneGraphPredictor:
         selections = list(selections) if selections is not None else [self.default_selection] * len(batch)
         if len(selections) != len(batch):
             raise ValueError(f"{len(batch)} images but {len(selections)} selections")
-        inputs = collate([{"pixel_values": item.pixel_values, "target": {}} for item in batch])
-        raw = self.backend.run(inputs["pixel_values"], inputs["pixel_mask"])
-        outputs = raw.scored(self.config, self.backend.rel_dist)
-        sizes = torch.tensor([[item.image.height, item.image.width] for item in batch])
-        predictions: list = [None] * len(batch)
-        for options in dict.fromkeys(selection.postprocess for selection in selections):
-            for position, prediction in enumerate(postprocess(outputs, sizes, options)):
-                if selections[position].postprocess == options:
-                    predictions[position] = prediction
+        raw, predictions = self._forward(batch, [selection.postprocess for selection in selections])
         graphs = []
         for position, (item, prediction) in enumerate(zip(batch, predictions)):
             graph = build_scene_graph(
@@ -266,8 +275,37 @@ class SceneGraphPredictor:
         return graphs
 
     # ----------------------------------------------------------------------------------------- steps
-    def _results(self, images: Iterable[Any]) -> Iterator[PredictionResult]:
-        """Results in input order; images are batched by size (see `batch_size` in `__init__`)."""
+    def _forward(
+        self, batch: Sequence[PreparedImage], options: Sequence[PostprocessOptions]
+    ) -> tuple[RawOutputs, list[dict]]:
+        """The one forward pass of every path: prepared images -> the backend -> scores -> one
+        post-processed prediction per image, image i with `options[i]`."""
+        inputs = collate([{"pixel_values": item.pixel_values, "target": {}} for item in batch])
+        raw = self.backend.run(inputs["pixel_values"], inputs["pixel_mask"])
+        outputs = raw.scored(self.config, self.backend.rel_dist)
+        sizes = torch.tensor([[item.image.height, item.image.width] for item in batch])
+        predictions: list = [None] * len(batch)
+        for chosen in dict.fromkeys(options):
+            for position, prediction in enumerate(postprocess(outputs, sizes, chosen)):
+                if options[position] == chosen:
+                    predictions[position] = prediction
+        return raw, predictions
+
+    def _predictions(
+        self, batch: list[PreparedImage], options: PostprocessOptions
+    ) -> dict[int, PredictionResult]:
+        with torch.inference_mode():
+            _, predictions = self._forward(batch, [options] * len(batch))
+        return {
+            item.index: PredictionResult(item.index, item.source, image=item.image, prediction=prediction)
+            for item, prediction in zip(batch, predictions)
+        }
+
+    def _results(
+        self, images: Iterable[Any], run_batch: Callable[[list[PreparedImage]], dict[int, PredictionResult]]
+    ) -> Iterator[PredictionResult]:
+        """Results in input order (`run_batch` makes them from a batch); images are batched by size (see
+        `batch_size` in `__init__`)."""
         waiting: deque[PreparedImage] = deque()  # in input order, not yet reported
         groups: dict[Hashable, list[PreparedImage]] = {}  # batches being filled, by batch key
         done: dict[int, PredictionResult] = {}  # finished, by input index
@@ -280,13 +318,13 @@ class SceneGraphPredictor:
                 key = self._batch_key(item)
                 groups.setdefault(key, []).append(item)
                 if len(groups[key]) == self.batch_size:
-                    done.update(self._run_batch(groups.pop(key)))
+                    done.update(run_batch(groups.pop(key)))
             if len(waiting) > max_waiting and waiting[0].index not in done:
-                done.update(self._run_batch(groups.pop(self._batch_key(waiting[0]))))
+                done.update(run_batch(groups.pop(self._batch_key(waiting[0]))))
             while waiting and waiting[0].index in done:
                 yield done.pop(waiting.popleft().index)
         for group in groups.values():
-            done.update(self._run_batch(group))
+            done.update(run_batch(group))
         for item in waiting:
             yield done.pop(item.index)
 

@@ -15,7 +15,7 @@ from typing import Literal
 from fastapi import Query, Request
 
 from egtr.inference.predictor import SceneGraphPredictor, Selection
-from egtr.inference.triplets import TripletOptions
+from egtr.inference.selection import TripletOptions
 from egtr.serve.errors import ApiError
 
 MAX_TOP_K = 10_000  # the server's own cap on top_k, above the dataclass's bounds

@@ -29,10 +29,9 @@ from egtr.data.collate import collate
 from egtr.data.dataset import SceneGraphDataset
 from egtr.data.record import SceneGraphRecord
 from egtr.data.transforms import eval_transform
-from egtr.engine.predict_split import to_numpy
 from egtr.evaluation import evaluate_split
 from egtr.inference.explain import attention_from, gate_source_names
-from egtr.inference.postprocess import PostprocessOptions, postprocess
+from egtr.inference.postprocess import PostprocessOptions, postprocess, to_numpy
 from egtr.inference.progress import track
 from egtr.models.egtr import EGTR
 from egtr.sizes import EVAL_MAX_SIZE, EVAL_SIZE
