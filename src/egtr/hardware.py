@@ -11,8 +11,10 @@ import functools
 import os
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 # x86 flags (Linux /proc/cpuinfo names) that give native arithmetic in a reduced precision
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -60,6 +62,8 @@ def native_fp16() -> bool:
 
 def describe(device: str | torch.device = "cpu") -> str:
     """One line naming the machine: CPU model, cores, relevant flags and torch threads (and the GPU)."""
+    import torch
+
     flags = cpu_flags()
     shown = [flag for flag in REPORTED_FLAGS if flag in flags]
     line = (

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
+from egtr.hardware import native_bf16, native_fp16
+
 if TYPE_CHECKING:
     import torch
 
@@ -43,8 +45,6 @@ def torch_dtype(precision: str) -> torch.dtype:
 def precision_note(device: str | torch.device, precision: str) -> str | None:
     """A warning when `precision` on `device` is emulated (slower than fp32), else None."""
     import torch
-
-    from egtr.hardware import native_bf16, native_fp16
 
     check_precision(precision)
     device = torch.device(device)

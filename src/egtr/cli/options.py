@@ -245,7 +245,7 @@ def add_batching_arguments(parser: argparse._ActionsContainer) -> None:
         type=int,
         metavar="N",
         default=1,
-        help="threads reading images ahead of the model (default: 1)",
+        help="threads reading images ahead of the model; 0 reads them in the model's thread (default: 1)",
     )
 
 
@@ -286,16 +286,14 @@ def selection_options(args: argparse.Namespace) -> dict:
     CommandError naming the flag for a bad value."""
     from egtr.inference.selection import check_option
 
-    chosen = {
-        spec.name: getattr(args, spec.name) for spec in fields(TripletOptions) if hasattr(args, spec.name)
-    }
+    chosen = {}
     for spec in fields(TripletOptions):
-        if spec.name in chosen:
+        if hasattr(args, spec.name):
+            chosen[spec.name] = getattr(args, spec.name)
             try:
-                check_option(spec.name, chosen[spec.name], spec.metadata)
+                check_option("--" + spec.name.replace("_", "-"), chosen[spec.name], spec.metadata)
             except ValueError as error:
-                flag = "--" + spec.name.replace("_", "-")
-                raise CommandError(f"{flag}: {error}") from error
+                raise CommandError(str(error)) from error
     return chosen
 
 
@@ -402,9 +400,9 @@ def build_predictor(args: argparse.Namespace, backend, batch_size: int | None = 
     size, max_size = image_sizes(args, backend)
     batch_size = batch_size or getattr(args, "batch_size", 1)
     workers = getattr(args, "workers", 1)
-    for flag, value in (("--batch-size", batch_size), ("--workers", workers)):
-        if value < 1:
-            raise CommandError(f"{flag} must be at least 1, got {value}")
+    for flag, value, least in (("--batch-size", batch_size, 1), ("--workers", workers, 0)):
+        if value < least:
+            raise CommandError(f"{flag} must be at least {least}, got {value}")
     try:
         return SceneGraphPredictor(
             backend,

@@ -11,7 +11,9 @@ import argparse
 import ipaddress
 import os
 import sys
+from pathlib import Path
 
+from egtr.cli import options
 from egtr.cli.errors import CommandError
 from egtr.cli.options import (
     add_backend_arguments,
@@ -23,8 +25,8 @@ from egtr.cli.options import (
     add_reading_arguments,
     add_size_arguments,
     build_backend,
-    build_predictor,
     checkpoint_path,
+    image_sizes,
 )
 from egtr.serve.limits import MEGABYTE, ServerLimits
 
@@ -121,6 +123,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
 
 
 def server_limits(args: argparse.Namespace) -> ServerLimits:
+    image_sizes(args)  # given sizes are checked before the model loads
     if not 0 <= args.port <= 65535:
         raise CommandError(f"--port must be in 0..65535, got {args.port}")
     token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
@@ -138,6 +141,11 @@ def server_limits(args: argparse.Namespace) -> ServerLimits:
     except ValueError as error:
         field, _, rest = str(error).partition(" ")
         raise CommandError(f"{FLAGS.get(field, field)} {rest}") from error
+
+
+def build_predictor(args: argparse.Namespace, checkpoint: Path):
+    """The predictor the server answers with: the shared predictor options, batches of --max-batch."""
+    return options.build_predictor(args, build_backend(args, checkpoint), batch_size=args.max_batch)
 
 
 def is_local(host: str) -> bool:
@@ -160,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             f'egtr serve needs the serve extra: pip install "egtr[serve]" ({error})'
         ) from error
     checkpoint = checkpoint_path(args)
-    predictor = build_predictor(args, build_backend(args, checkpoint), batch_size=limits.max_batch)
+    predictor = build_predictor(args, checkpoint)
     if predictor.vocabulary.note:
         print(f"note: {predictor.vocabulary.note}", file=sys.stderr)
     if not is_local(args.host) and limits.token is None:

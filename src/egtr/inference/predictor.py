@@ -127,14 +127,15 @@ class SceneGraphPredictor:
         max_pixels: refuse larger images before decoding them (default: PIL.Image.MAX_IMAGE_PIXELS; PIL
             itself refuses files above twice that global, whatever `max_pixels` says).
         explain_rank: attach an explanation (egtr.inference.explain) of the triplet at this 1-based rank.
-        workers: threads reading and preprocessing images ahead of the model.
+        workers: threads reading and preprocessing images ahead of the model; 0 reads them in the
+            calling thread, one at a time.
         exif, conversion: how image files are read (egtr.data.images; default: as the official
             loader, pixels as stored, PIL's RGB conversion); exif=True turns photos upright.
         logit_adjustment, logit_adj_tau: override the model config's post-hoc logit adjustment, as the
             official evaluation's flags do (None: keep the config's setting); any backend honours it.
         """
-        if batch_size < 1 or workers < 1:
-            raise ValueError("batch_size and workers must be >= 1")
+        if batch_size < 1 or workers < 0:
+            raise ValueError(f"batch_size must be >= 1 and workers >= 0, got {batch_size} and {workers}")
         if size < 1 or (max_size is not None and max_size < size):
             raise ValueError(f"size must be >= 1 and max_size >= size, got {size} and {max_size}")
         if explain_rank is not None and explain_rank < 1:
@@ -333,6 +334,9 @@ class SceneGraphPredictor:
         return None if self.pad_mixed_sizes else tuple(item.pixel_values.shape[1:])
 
     def _prepared(self, images: Iterable[Any]) -> Iterator[PreparedImage]:
+        if self.workers == 0:
+            yield from (self._prepare(index, image) for index, image in enumerate(images))
+            return
         lookahead = 2 * self.batch_size + self.workers
         with ThreadPoolExecutor(self.workers, thread_name_prefix="egtr-read") as pool:
             pending: deque = deque()

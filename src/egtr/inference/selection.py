@@ -6,19 +6,17 @@ flags and `egtr serve` its query parameters; torch-free, so that parsing the com
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 OBJECT_SCORES = ("softmax", "sigmoid")  # object confidence: softmax (official) or sigmoid of the logits
-BOUNDS = (("ge", ">=", operator.ge), ("le", "<=", operator.le), ("lt", "<", operator.lt))
 
 
 def option(help: str, *, default_text: str | None = None, negation: str | None = None, **spec: Any) -> dict:
     """Field metadata of a selection option: `help` (what the value means), the command line's `default_text`
     (default: the value itself), `negation` (for a True-by-default switch: the help of its --no- flag), and
-    `spec`: `metavar`, bounds `ge` / `le` / `lt`, `choices`."""
+    `spec`: `metavar`, bounds `ge` with `le` or `lt`, `choices`."""
     return {"help": help, "default_text": default_text, "negation": negation, **spec}
 
 
@@ -75,9 +73,18 @@ class TripletOptions:
 
 
 def check_option(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
-    """ValueError naming `name` when `value` is outside the bounds or choices of its metadata (`option`)."""
+    """ValueError naming `name` when `value` is outside the bounds (`ge`, and `le` or `lt`) or the choices of
+    its metadata (`option`); None (an option that is off) is always allowed."""
     if "choices" in metadata and value not in metadata["choices"]:
         raise ValueError(f"{name} must be one of {', '.join(metadata['choices'])}, got {value!r}")
-    for key, sign, holds in BOUNDS:
-        if value is not None and key in metadata and not holds(value, metadata[key]):
-            raise ValueError(f"{name} must be {sign} {metadata[key]}, got {value}")
+    if value is None or "ge" not in metadata:
+        return
+    low, high = metadata["ge"], metadata.get("le", metadata.get("lt"))
+    inside = (
+        value >= low and ("le" not in metadata or value <= high) and ("lt" not in metadata or value < high)
+    )
+    if not inside and high is None:
+        raise ValueError(f"{name} must be >= {low:g}, got {value}")
+    if not inside:
+        closing = "]" if "le" in metadata else ")"
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}{closing}, got {value}")
