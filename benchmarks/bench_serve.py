@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -27,7 +28,10 @@ from egtr import EGTRConfig
 from egtr.checkpoints import save_model
 from egtr.hardware import describe
 from egtr.models.egtr import EGTR
-from egtr.serve.load import ServerProcess, get_json, run_clients
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: benchmarks.serve_load
+
+from benchmarks.serve_load import ServerProcess, get_json, run_clients
 
 
 def photo_like(seed: int, height: int = 480, width: int = 640) -> bytes:

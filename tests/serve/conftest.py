@@ -55,8 +55,7 @@ class LiveServer:
 
     def __init__(self, app) -> None:
         import uvicorn
-
-        from egtr.serve.load import free_port
+        from benchmarks.serve_load import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

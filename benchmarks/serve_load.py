@@ -1,6 +1,7 @@
 """Load on a real server: `egtr serve` in a subprocess on 127.0.0.1, and concurrent clients posting images.
 
-The load test and `benchmarks/bench_serve.py` use it; standard library only (subprocess, urllib,
+A test harness, not part of the package: the load test (tests/serve/test_load.py) and
+`benchmarks/bench_serve.py` use it; standard library only (subprocess, urllib,
 threads), so it measures the server, not a client library.
 
     with ServerProcess(["--checkpoint", "model.safetensors", "--max-batch", "8"]) as server:
