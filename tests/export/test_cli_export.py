@@ -101,6 +101,6 @@ def test_predict_bf16_on_torch_says_when_the_cpu_emulates_it(tiny_export, photos
     code, _, stderr = predict(
         capsys, photos, "--checkpoint", checkpoint, "--precision", "bf16", "--out", tmp_path, *FAST
     )
-    assert code == 0
+    assert code == 0, stderr
     assert ("emulated and runs slower than fp32" in stderr) == (not native_bf16())
     assert json.loads((tmp_path / "summary.json").read_text())["settings"]["precision"] == "bf16"

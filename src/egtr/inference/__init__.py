@@ -10,8 +10,7 @@ Heavy pieces import lazily: `import egtr.inference` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from egtr.lazy import lazy_attributes
 
 _LAZY = {
     "PostprocessOptions": "egtr.inference.postprocess",
@@ -28,7 +27,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'egtr.inference' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

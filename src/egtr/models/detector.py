@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from egtr.config import EGTRConfig
-from egtr.models.backbone import ResNet
+from egtr.models.backbone import ResNet, conv_norm
 from egtr.models.deformable_attention import MultiScaleDeformableAttention
 from egtr.models.mlp import MLP
 from egtr.models.outputs import DetectorOutput
@@ -110,7 +110,8 @@ class DeformableDetr(nn.Module):
         features = self.backbone(pixel_values)[3 - self.num_backbone_levels :]
         sources = [projection(feature) for projection, feature in zip(self.input_proj, features)]
         for level in range(len(features), len(self.input_proj)):
-            sources.append(self.input_proj[level](features[-1] if level == len(features) else sources[-1]))
+            source = features[-1] if level == len(features) else sources[-1]
+            sources.append(conv_norm(source, *self.input_proj[level]))  # a stride-2 convolution
         masks = [resize_mask(pixel_mask, source.shape[-2:]) for source in sources]
         return sources, masks
 
