@@ -3,8 +3,9 @@ predictor.
 
 A command adds the groups it needs (`add_checkpoint_argument`, `add_names_argument`,
 `add_device_argument`, `add_size_arguments`, `add_backend_arguments`, `add_batching_arguments`,
-`add_selection_arguments`, `add_reading_arguments`, `add_logit_adjustment_arguments`, `add_model_arguments`)
-and builds what they describe with `build_backend`, `build_predictor` and `model_from_args`, so that
+`add_selection_arguments`, `add_reading_arguments`, `add_logit_adjustment_arguments`, `add_model_arguments`,
+`add_process_arguments`) and builds what they describe with `build_backend`, `build_predictor`,
+`model_from_args` and `build_processes`, so that
 `predict`, `serve` and `evaluate` run one export at one image size with one set of options. Parsing imports
 no torch: the choices come from torch-free modules (egtr.precision, egtr.export.formats, egtr.devices,
 egtr.sizes, egtr.inference.selection).
@@ -208,19 +209,79 @@ def set_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
-def build_backend(args: argparse.Namespace, checkpoint):
-    """The runtime backend --backend names for `checkpoint`, with the logit adjustment of the flags (a note
-    on stderr when the CPU emulates --precision)."""
+def build_backend(args: argparse.Namespace, checkpoint, device: str | None = None):
+    """The runtime backend --backend names for `checkpoint` on `device` (default: --device), with the logit
+    adjustment of the flags (a note on stderr when the CPU emulates --precision)."""
     from egtr.export.exporter import load_backend
     from egtr.precision import precision_note
 
     set_threads(args)
-    backend = load_backend(args.backend, checkpoint, args.precision, args.device, args.threads)
+    backend = load_backend(args.backend, checkpoint, args.precision, device or args.device, args.threads)
     note = precision_note(backend.device, args.precision) if args.backend == "torch" else None
     if note:
         print(f"note: {note}", file=sys.stderr)
     apply_logit_adjustment(backend, args)
     return backend
+
+
+# --------------------------------------------------------------------------------------------- processes
+STRATEGIES = ("auto", "ddp")
+
+
+def add_process_arguments(parser: argparse._ActionsContainer) -> None:
+    """--devices, --num-nodes, --strategy: how many processes share the work (egtr.engine.prediction)."""
+    parser.add_argument(
+        "--devices",
+        type=int,
+        metavar="N",
+        default=1,
+        help="processes on this machine, each predicting its own part of the images: one per GPU when the "
+        "run uses CUDA (GPUs 0..N-1 of CUDA_VISIBLE_DEVICES), else N CPU processes (default: 1)",
+    )
+    parser.add_argument(
+        "--num-nodes",
+        type=int,
+        metavar="M",
+        default=1,
+        help="machines taking part, each running the same command with NODE_RANK (0..M-1), MASTER_ADDR and "
+        "MASTER_PORT set, the output folder on a shared file system (default: 1)",
+    )
+    parser.add_argument(
+        "--strategy",
+        default=STRATEGIES[0],
+        choices=STRATEGIES,
+        help="ddp: Lightning's DDP (gloo on CPUs, NCCL on GPUs; processes started by re-running the command, "
+        "or by torchrun / SLURM); auto: ddp when there is more than one process (default: %(default)s)",
+    )
+
+
+def build_processes(args: argparse.Namespace):
+    """The `egtr.engine.prediction.Processes` the flags ask for: the accelerator from --device and --backend
+    (exported models run on CPUs), --devices / --num-nodes / --strategy, --threads."""
+    from egtr.devices import resolve_device
+    from egtr.engine.prediction import Processes
+    from egtr.export.formats import runtime
+
+    for flag, value in (("--devices", args.devices), ("--num-nodes", args.num_nodes)):
+        if value < 1:
+            raise CommandError(f"{flag} must be at least 1, got {value}")
+    if runtime(args.backend).cpu_only:
+        return Processes("cpu", args.devices, args.num_nodes, args.strategy, args.threads)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    if device.type != "cuda":
+        return Processes("cpu", args.devices, args.num_nodes, args.strategy, args.threads)
+    devices = args.devices
+    if device.index is not None:
+        if args.devices != 1:
+            raise CommandError(
+                f"--device {args.device} names one GPU; with --devices {args.devices} the run takes GPUs "
+                "0..N-1 (choose them with CUDA_VISIBLE_DEVICES) and --device cuda"
+            )
+        devices = [device.index]
+    return Processes("cuda", devices, args.num_nodes, args.strategy, args.threads)
 
 
 # --------------------------------------------------------------------------------------------- batching

@@ -86,6 +86,12 @@ class TorchBackend:
     def rel_dist(self) -> Tensor | None:
         return self.model.rel_dist
 
+    def to(self, device: str | torch.device) -> TorchBackend:
+        """Run on `device` from now on (the model moves there); e.g. the GPU a process is given."""
+        self.device = resolve_device(device)
+        self.model.to(self.device)
+        return self
+
     @torch.inference_mode()
     def run(self, pixel_values: Tensor, pixel_mask: Tensor) -> RawOutputs:
         with autocast(self.device, self.precision):

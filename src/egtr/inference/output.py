@@ -23,6 +23,10 @@ class OutputNames:
     def _forms(self, stem: Path) -> list[str]:
         return [str(stem).lower()] + [f"{stem}.{extra}".lower() for extra in self.extras]
 
+    def reserve(self, stem: str | Path) -> None:
+        """Mark `stem` (and its extras) as taken, as if claimed: e.g. an output already on disk."""
+        self.used.update(self._forms(Path(stem)))
+
     def claim(self, relative_name: str | Path) -> Path:
         stem = Path(relative_name).with_suffix("")
         candidate, number = stem, 1

@@ -158,7 +158,6 @@ class SceneGraphPredictor:
             self.backend.config = logit_adjusted(
                 self.backend.config, self.backend.rel_dist, enabled, logit_adj_tau
             )
-        self.device = self.backend.device
         self.config = self.backend.config  # scores follow this config (its logit adjustment)
         self.vocabulary: Vocabulary = resolve_vocabulary(self.config, names)
         self.default_selection = self._selection(
@@ -169,6 +168,11 @@ class SceneGraphPredictor:
         self.max_pixels, self.explain_rank = max_pixels, explain_rank
         self.reading = ImageReading(exif=exif, conversion=conversion, max_pixels=max_pixels)
         self.transform = eval_transform(size, max_size)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the backend runs the network."""
+        return self.backend.device
 
     @classmethod
     def from_checkpoint(
@@ -205,7 +209,7 @@ class SceneGraphPredictor:
 
         With `progress`, a progress bar on stderr (`total` defaults to len(images) when it has one).
         """
-        results = self._results(images, self._run_batch)
+        results = self._results(images, self.run_batch)
         if progress:
             count = total if total is not None else len(images) if hasattr(images, "__len__") else 0
             results = track(results, count, "predicting")
@@ -292,48 +296,66 @@ class SceneGraphPredictor:
                     predictions[position] = prediction
         return raw, predictions
 
-    def _predictions(
-        self, batch: list[PreparedImage], options: PostprocessOptions
-    ) -> dict[int, PredictionResult]:
+    def _predictions(self, batch: list[PreparedImage], options: PostprocessOptions) -> list[PredictionResult]:
         with torch.inference_mode():
             _, predictions = self._forward(batch, [options] * len(batch))
-        return {
-            item.index: PredictionResult(item.index, item.source, image=item.image, prediction=prediction)
+        return [
+            PredictionResult(item.index, item.source, image=item.image, prediction=prediction)
             for item, prediction in zip(batch, predictions)
-        }
+        ]
 
     def _results(
-        self, images: Iterable[Any], run_batch: Callable[[list[PreparedImage]], dict[int, PredictionResult]]
+        self, images: Iterable[Any], run_batch: Callable[[list[PreparedImage]], list[PredictionResult]]
     ) -> Iterator[PredictionResult]:
-        """Results in input order (`run_batch` makes them from a batch); images are batched by size (see
-        `batch_size` in `__init__`)."""
-        waiting: deque[PreparedImage] = deque()  # in input order, not yet reported
-        groups: dict[Hashable, list[PreparedImage]] = {}  # batches being filled, by batch key
+        """Results in input order (`run_batch` makes them from a batch of readable images of `batches`)."""
+        waiting: deque[int] = deque()  # input indices in input order, not yet reported
         done: dict[int, PredictionResult] = {}  # finished, by input index
+
+        def noted(items: Iterable[PreparedImage]) -> Iterator[PreparedImage]:
+            for item in items:
+                waiting.append(item.index)
+                yield item
+
+        for batch in self.batches(noted(self.prepared(images))):
+            results = self.run_batch(batch) if batch[0].error is not None else run_batch(batch)
+            done.update((result.index, result) for result in results)
+            while waiting and waiting[0] in done:
+                yield done.pop(waiting.popleft())
+
+    def batches(self, prepared: Iterable[PreparedImage]) -> Iterator[list[PreparedImage]]:
+        """Prepared images (in input order) grouped for the forward pass: images of one batch key (equal
+        resized size, see `batch_size` in `__init__`), at most `batch_size` of them; an unreadable image comes
+        at once as a batch of its own (with its `error`). A batch runs part-full when its oldest image has
+        waited for `4 * batch_size` later inputs."""
+        groups: dict[Hashable, list[PreparedImage]] = {}  # batches being filled, by batch key
+        unsent: dict[int, PreparedImage] = {}  # readable images not in a batch yet, in input order
         max_waiting = 4 * self.batch_size
-        for item in self._prepared(images):
-            waiting.append(item)
+        for item in prepared:
+            oldest = next(iter(unsent.values()), None)
             if item.error is not None:
-                done[item.index] = PredictionResult(item.index, item.source, error=item.error)
+                yield [item]
             else:
                 key = self._batch_key(item)
                 groups.setdefault(key, []).append(item)
+                unsent[item.index] = item
                 if len(groups[key]) == self.batch_size:
-                    done.update(run_batch(groups.pop(key)))
-            if len(waiting) > max_waiting and waiting[0].index not in done:
-                done.update(run_batch(groups.pop(self._batch_key(waiting[0]))))
-            while waiting and waiting[0].index in done:
-                yield done.pop(waiting.popleft().index)
-        for group in groups.values():
-            done.update(run_batch(group))
-        for item in waiting:
-            yield done.pop(item.index)
+                    yield self._sent(groups.pop(key), unsent)
+            if oldest is not None and oldest.index in unsent and item.index - oldest.index >= max_waiting:
+                yield self._sent(groups.pop(self._batch_key(oldest)), unsent)
+        yield from groups.values()
+
+    @staticmethod
+    def _sent(batch: list[PreparedImage], unsent: dict[int, PreparedImage]) -> list[PreparedImage]:
+        for item in batch:
+            del unsent[item.index]
+        return batch
 
     def _batch_key(self, item: PreparedImage) -> Hashable:
         """Images with equal keys may share a batch: equal (height, width), or all with pad_mixed_sizes."""
         return None if self.pad_mixed_sizes else tuple(item.pixel_values.shape[1:])
 
-    def _prepared(self, images: Iterable[Any]) -> Iterator[PreparedImage]:
+    def prepared(self, images: Iterable[Any]) -> Iterator[PreparedImage]:
+        """Each input read and preprocessed (on `workers` threads, reading ahead), in input order."""
         if self.workers == 0:
             yield from (self._prepare(index, image) for index, image in enumerate(images))
             return
@@ -355,9 +377,11 @@ class SceneGraphPredictor:
             return PreparedImage(index, name, error=error.reason)
         return self.preprocess(rgb, name, index)
 
-    def _run_batch(self, batch: list[PreparedImage]) -> dict[int, PredictionResult]:
+    def run_batch(self, batch: list[PreparedImage]) -> list[PredictionResult]:
+        """The results of one batch of `batches`: scene graphs, or the error of an unreadable image."""
+        if batch[0].error is not None:
+            return [PredictionResult(item.index, item.source, error=item.error) for item in batch]
         graphs = self.predict_prepared(batch)
-        return {
-            item.index: PredictionResult(item.index, item.source, graph, item.image)
-            for item, graph in zip(batch, graphs)
-        }
+        return [
+            PredictionResult(item.index, item.source, graph, item.image) for item, graph in zip(batch, graphs)
+        ]
