@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from egtr.bulk.index import ShardIndex
-from egtr.bulk.lock import LOCK_FILE, FolderLock
+from egtr.bulk.index import ENTRIES, INDEX_FILE, SHARDS, ShardIndex
+from egtr.bulk.lock import FolderLock
 from egtr.bulk.per_image import EXPLAIN_EXTRA, leftovers, saved_outputs, write_image
 from egtr.bulk.run_record import RUN_FILE, check_run, read_run, run_record, write_run
 from egtr.bulk.shard_formats import DEFAULT_SHARD_SIZE, SHARD_FORMATS, check_available
@@ -111,18 +111,13 @@ class CollectionRun:
         self.lock.exclusive()
         stored = read_run(self.out)
         if self.options.overwrite:
-            if self._holds_files() and stored is None and not (self.out / SUMMARY_FILE).is_file():
-                raise ValueError(
-                    f"{self.out} is not an output folder of egtr predict (no {RUN_FILE}, no {SUMMARY_FILE}): "
-                    "--overwrite removes nothing there; choose another --out"
-                )
             self._clear()
             stored = None
         if stored is None:
-            if self._holds_files():
+            if self._holds_results():
                 raise ValueError(
-                    f"{self.out} holds files but no {RUN_FILE} (written by an older egtr predict, or not by "
-                    "egtr predict): pass --overwrite to replace them, or choose another --out"
+                    f"{self.out} holds results but no {RUN_FILE} (an older egtr predict wrote them): pass "
+                    "--overwrite to replace them, or choose another --out"
                 )
             write_run(self.out, self.record)
         else:
@@ -133,17 +128,21 @@ class CollectionRun:
             for path in leftovers(self.out):
                 path.unlink()
 
-    def _holds_files(self) -> bool:
-        return any(path.name != LOCK_FILE for path in self.out.iterdir())
+    def _holds_results(self) -> bool:
+        ours = (self.out / name for name in (SHARDS, ENTRIES, INDEX_FILE))
+        return any(path.exists() for path in ours) or bool(saved_outputs(self.out, RESERVED)[0])
 
     def _clear(self) -> None:
-        for path in self.out.iterdir():
-            if path.name == LOCK_FILE:
-                continue
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+        """Remove what egtr predict writes, and only that: run.json, summary.json, the shards and their
+        index, every image's JSON with its drawings (other files in DIR stay)."""
+        for name in (SHARDS, ENTRIES):
+            if (self.out / name).is_dir():
+                shutil.rmtree(self.out / name)
+        for name in saved_outputs(self.out, RESERVED)[0].values():
+            for suffix in (".json", ".png", f".{EXPLAIN_EXTRA}.png"):
+                (self.out / f"{name}{suffix}").unlink(missing_ok=True)
+        for name in (RUN_FILE, SUMMARY_FILE, INDEX_FILE):
+            (self.out / name).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------------------------ in each process
     def assign(self, rank: int, world_size: int, agree: Callable[[Any], bool]) -> list[str]:

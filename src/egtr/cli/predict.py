@@ -139,7 +139,8 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="start afresh: remove the results already in OUT (default: off, resume them)",
+        help="start afresh: remove what egtr predict wrote in OUT, other files stay (default: off, resume "
+        "what is there)",
     )
     add_process_arguments(parser)
     parser.add_argument(

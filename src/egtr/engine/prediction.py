@@ -62,11 +62,11 @@ class Processes:
         per_node = self.devices if isinstance(self.devices, int) else len(self.devices)
         return per_node * self.num_nodes
 
-    def local_device(self) -> str:
-        """The device of this process, known before the launch from the launcher's LOCAL_RANK (SLURM:
-        SLURM_LOCALID): "cpu", or the GPU Lightning will give it (a model loaded there is not moved)."""
+    def local_device(self) -> str | None:
+        """The GPU Lightning will give this process, known before the launch from the launcher's LOCAL_RANK
+        (SLURM: SLURM_LOCALID), so that a model loaded there is not moved; None on CPUs."""
         if self.accelerator == "cpu":
-            return "cpu"
+            return None
         local = int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0")))
         return f"cuda:{self.devices[local] if isinstance(self.devices, list) else local}"
 
