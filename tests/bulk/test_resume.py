@@ -3,6 +3,7 @@ results of one uninterrupted run (same images, scores within 1e-5, none twice, c
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import time
@@ -10,7 +11,7 @@ import time
 import numpy as np
 import pytest
 from tests.bulk.conftest import arguments, check_completed, egtr_process, summary
-from tests.bulk.killing import run_killed
+from tests.bulk.killing import call_killed, run_killed
 
 KILLS = 3
 
@@ -62,3 +63,35 @@ def test_a_command_killed_at_random_times_resumes_to_the_uninterrupted_results(
     assert resumed.wait(timeout=300) == 1
     assert summary(out)["done_before"] > 0
     check_completed(out, collection, uninterrupted["parquet"])
+
+
+def test_ctrl_c_commits_the_finished_part_of_the_shard_and_the_run_resumes(
+    models, collection, uninterrupted, tmp_path, capfd
+):
+    """SIGINT once 10 results have arrived: with shards of 7, the first shard and the 3 or more images of
+    the second that were finished are committed; exit code 2; the next run does the rest."""
+    from egtr.bulk.run import CollectionRun
+    from egtr.cli import main
+
+    out = tmp_path / "out"
+    command = ["predict", *map(str, arguments(collection, models[0], out, "jsonl"))]
+
+    def interrupted() -> int:
+        write, seen = CollectionRun.write, [0]
+
+        def counting(self, results):
+            write(self, results)
+            seen[0] += sum(result.error is None for result in results)
+            if seen[0] >= 10:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        CollectionRun.write = counting
+        return main(command)
+
+    assert call_killed(interrupted, None) == 2
+    assert "egtr predict: interrupted" in capfd.readouterr().err
+    held = sorted(len(shard.read_text().splitlines()) for shard in (out / "shards").iterdir())
+    assert held[-1] == 7 and len(held) == 2 and 3 <= held[0] < 7
+    assert run_killed(arguments(collection, models[0], out, "jsonl"), None) == 1
+    assert summary(out)["done_before"] == sum(held)
+    check_completed(out, collection, uninterrupted["jsonl"])

@@ -104,8 +104,9 @@ class CollectionRun:
     def prepare(self) -> None:
         """The first process: lock DIR, start afresh with `overwrite`, check or write run.json, remove a
         killed run's leftovers. The others: check run.json only (ValueError naming every difference)."""
-        if not self.first:
-            check_run(self.out, self.record)
+        if not self.first:  # (with --overwrite the first process may not have cleared DIR yet: torchrun)
+            if not self.options.overwrite:
+                check_run(self.out, self.record)
             return
         self.out.mkdir(parents=True, exist_ok=True)
         self.lock.exclusive()
@@ -166,7 +167,8 @@ class CollectionRun:
         claimed = (
             [str(self.names.claim(image.relative_name)) for image in pending] if self.index is None else []
         )
-        plan = json.dumps([self.record, [image.key for image in pending], claimed]).encode("utf-8")
+        what = [self.record["model"]["weights_sha256"], self.record["settings"]]  # not paths: machines differ
+        plan = json.dumps([what, [image.key for image in pending], claimed]).encode("utf-8")
         if not agree(hashlib.sha256(plan).hexdigest()):
             raise ValueError(
                 "the processes of this run do not see the same images, model or settings (each must see the "

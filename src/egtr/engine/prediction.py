@@ -95,6 +95,7 @@ def first_process() -> bool:
 def run_prediction(predictor: SceneGraphPredictor, job: PredictionJob, processes: Processes) -> int:
     """Predict `job`'s inputs with `predictor` in `processes`; returns this process's global rank."""
     _quiet_lightning()
+    callback = _JobCallback(job)
     trainer = L.Trainer(
         accelerator=processes.accelerator,
         devices=processes.devices,
@@ -106,16 +107,21 @@ def run_prediction(predictor: SceneGraphPredictor, job: PredictionJob, processes
         enable_progress_bar=False,  # the job shows its own, in images
         enable_model_summary=False,
         use_distributed_sampler=False,  # the job splits the inputs itself
-        callbacks=[_JobCallback(job)],
+        callbacks=[callback],
     )
     with warnings.catch_warnings():  # advice for training loops, and Lightning's own deprecations
         for message in (".*does not have many workers.*", ".*LeafSpec.*is deprecated.*"):
             warnings.filterwarnings("ignore", message=message)
-        trainer.predict(
-            _PredictorModule(predictor, processes.threads),
-            datamodule=_JobData(job, predictor),
-            return_predictions=False,
-        )
+        try:
+            trainer.predict(
+                _PredictorModule(predictor, processes.threads),
+                datamodule=_JobData(job, predictor),
+                return_predictions=False,
+            )
+        except SystemExit:  # Lightning exits after Ctrl-C (the job has committed what was finished)
+            if isinstance(callback.exception, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
+            raise
     return trainer.global_rank
 
 
@@ -202,6 +208,7 @@ class _PredictorModule(L.LightningModule):
 class _JobCallback(L.Callback):
     def __init__(self, job: PredictionJob) -> None:
         self.job = job
+        self.exception: BaseException | None = None
 
     def on_predict_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self.job.write(outputs)
@@ -212,4 +219,5 @@ class _JobCallback(L.Callback):
             self.job.finish(numbers)
 
     def on_exception(self, trainer, module, exception: BaseException) -> None:
+        self.exception = exception
         self.job.interrupt()

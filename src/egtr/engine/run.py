@@ -1,4 +1,5 @@
-"""Run a training phase, or the whole recipe, with Lightning: the only place that builds a Trainer."""
+"""Run a training phase, or the whole recipe, with Lightning: the only place that builds a training Trainer
+(prediction.py builds the prediction one)."""
 
 from __future__ import annotations
 
