@@ -169,6 +169,7 @@ class CollectionRun:
         )
         what = [self.record["model"]["weights_sha256"], self.record["settings"]]  # not paths: machines differ
         plan = json.dumps([what, [image.key for image in pending], claimed]).encode("utf-8")
+        self.resume_seconds = time.perf_counter() - started  # reading DIR and planning; not the waiting below
         if not agree(hashlib.sha256(plan).hexdigest()):
             raise ValueError(
                 "the processes of this run do not see the same images, model or settings (each must see the "
@@ -177,7 +178,6 @@ class CollectionRun:
         mine = pending[rank::world_size]
         self.output_names = claimed[rank::world_size]
         self.keys = [image.key for image in mine]
-        self.resume_seconds = time.perf_counter() - started
         if rank == 0:
             self._notes(len(images), len(pending))
             self._progress = Progress(len(mine), self._description(), self.options.progress)

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.strategies import DDPStrategy
 from torch.utils.data import DataLoader, IterableDataset
 
@@ -96,19 +97,24 @@ def run_prediction(predictor: SceneGraphPredictor, job: PredictionJob, processes
     """Predict `job`'s inputs with `predictor` in `processes`; returns this process's global rank."""
     _quiet_lightning()
     callback = _JobCallback(job)
-    trainer = L.Trainer(
-        accelerator=processes.accelerator,
-        devices=processes.devices,
-        num_nodes=processes.num_nodes,
-        strategy=_strategy(processes),
-        precision="32-true",  # the backend runs its own precision
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,  # the job shows its own, in images
-        enable_model_summary=False,
-        use_distributed_sampler=False,  # the job splits the inputs itself
-        callbacks=[callback],
-    )
+    try:
+        trainer = L.Trainer(
+            accelerator=processes.accelerator,
+            devices=processes.devices,
+            num_nodes=processes.num_nodes,
+            strategy=_strategy(processes),
+            precision="32-true",  # the backend runs its own precision
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,  # the job shows its own, in images
+            enable_model_summary=False,
+            use_distributed_sampler=False,  # the job splits the inputs itself
+            callbacks=[callback],
+        )
+    except MisconfigurationException as error:  # e.g. more devices than the machine has
+        raise ValueError(
+            f"--devices {processes.devices}, --num-nodes {processes.num_nodes}: {error}"
+        ) from error
     with warnings.catch_warnings():  # advice for training loops, and Lightning's own deprecations
         for message in (".*does not have many workers.*", ".*LeafSpec.*is deprecated.*"):
             warnings.filterwarnings("ignore", message=message)
