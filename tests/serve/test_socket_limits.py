@@ -11,7 +11,9 @@ from .conftest import LiveServer, client_for, photo
 
 @pytest.fixture(scope="module")
 def server(predictor):
-    app = client_for(predictor, ServerLimits(max_body_bytes=100_000, body_timeout_s=0.5)).app
+    app = client_for(
+        predictor, ServerLimits(max_body_bytes=100_000, body_timeout_s=0.5, min_upload_rate=1024)
+    ).app
     with LiveServer(app) as live:
         yield live
 
@@ -36,10 +38,13 @@ def post_head(length: int) -> bytes:
     ).encode()
 
 
-def test_a_body_that_stops_arriving_gets_408(server):
+def test_a_body_that_stops_arriving_gets_408_and_its_connection_closed(server):
     answer = exchange(server, post_head(5000), b"\x89PNG" + b"\x00" * 100)  # 104 of 5000 bytes, then silence
-    assert answer.startswith("HTTP/1.1 408")
-    assert '{"detail":"the request body did not arrive within 0.5 s"}' in answer
+    assert answer.startswith("HTTP/1.1 408") and "connection: close" in answer
+    assert (
+        '{"detail":"the request body arrived too slowly: 104 of 5000 bytes; a body may take 0.5 s plus 1 s '
+        'per 1KiB (--body-timeout, --min-upload-rate)"}'
+    ) in answer
 
 
 def test_a_declared_length_above_the_limit_gets_413_before_the_body(server):
