@@ -49,15 +49,16 @@ def test_every_limit_has_a_flag_and_the_flags_set_them():
         "--max-batch", 4, "--max-body-bytes", "512KiB", "--timeout", 9, "--max-queue", 7,
         "--max-upload-bytes-in-flight", "3MiB", "--max-connections", 20, "--max-connections-per-client", 5,
         "--min-upload-rate", "1KiB", "--body-timeout", 2.5, "--head-timeout", 3, "--decoders", 1,
-        "--max-decoded-bytes-in-flight", "1GiB", "--max-pixels", 1000, "--batch-wait-ms", 0,
+        "--max-decoded-bytes-in-flight", "1GiB", "--max-pixels", 1000, "--batch-wait-ms", 0, "--max-stall", 2,
     )  # fmt: skip
     limits = server_limits(flags)
     assert limits == ServerLimits(
         max_batch=4, max_body_bytes=512 * 1024, timeout_s=9, max_queue=7, max_upload_bytes_in_flight=3 * MIB,
         max_connections=20, max_connections_per_client=5, min_upload_rate=1024, body_timeout_s=2.5,
         head_timeout_s=3, decoders=1, max_decoded_bytes_in_flight=1 << 30, max_pixels=1000, batch_wait_ms=0,
+        max_stall_s=2,
     )  # fmt: skip
-    assert len(limit_fields()) == 14  # the test above sets every one
+    assert len(limit_fields()) == 15  # the test above sets every one
 
 
 def test_sizes_parse_and_print_with_binary_units():

@@ -73,7 +73,7 @@ def create_app(
         predictor.predict_prepared, limits.max_batch, limits.batch_wait_ms / 1000, limits.max_queue
     )
     decoder = Decoder(predictor, limits)
-    uploads = UploadBudget(limits.max_upload_bytes_in_flight, limits.max_body_bytes)
+    uploads = UploadBudget(limits.max_upload_bytes_in_flight, limits.max_body_bytes, limits.max_stall_s)
     guard = ConnectionGuard(limits.max_connections, limits.max_connections_per_client, limits.head_timeout_s)
     started = time.monotonic()
     selection = selection_dependency(predictor)

@@ -89,6 +89,16 @@ class ServerLimits:
             strict=True,
         ),
     )
+    max_stall_s: float = field(
+        default=5.0,
+        metadata=limit(
+            "seconds a body may send nothing while other bodies wait for upload memory; then it is "
+            "dropped (408)",
+            kind="float",
+            least=0,
+            strict=True,
+        ),
+    )
     min_upload_rate: int = field(
         default=32 * KIB,
         metadata=limit("bytes per second a body must keep up after --body-timeout", kind="bytes"),

@@ -10,7 +10,8 @@ length: only the bytes that arrived are resident); the multipart file part is fo
 neither joining chunks nor parsing the form copies it again. Each read is charged to the `UploadBudget`
 (upload_budget.py). Its deadline grows with what arrived: the body must be complete
 within `body_timeout_s + bytes so far / min_upload_rate` of its start (time spent waiting for budget does
-not count), else 408 and the connection is closed.
+not count), and is dropped when it sends nothing for `max_stall_s` while other bodies wait for budget;
+either way it is answered 408 and its connection is closed.
 """
 
 from __future__ import annotations
@@ -110,10 +111,16 @@ async def read_body(request: Request, limits: ServerLimits, budget: UploadBudget
         while True:
             allowed = limits.body_timeout_s + body.size / limits.min_upload_rate
             remaining = started + waited + allowed - loop.time()
-            try:
-                message = await asyncio.wait_for(request.receive(), max(remaining, 0.001))
-            except asyncio.TimeoutError as error:
-                raise ApiError(408, slow_body_message(body, length, limits), CLOSE) from error
+            receiving = asyncio.ensure_future(request.receive())
+            await asyncio.wait(
+                (receiving, body.ticket.dropped),
+                timeout=max(remaining, 0.001),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not receiving.done() or body.ticket.dropped.done():
+                receiving.cancel()
+                raise ApiError(408, slow_body_message(body, length, limits), CLOSE)
+            message = receiving.result()
             if message["type"] == "http.disconnect":
                 raise ApiError(400, "the client disconnected before sending the whole body", CLOSE)
             chunk = message.get("body", b"")
@@ -122,6 +129,8 @@ async def read_body(request: Request, limits: ServerLimits, budget: UploadBudget
                     413, f"request body is above the limit of {limits.max_body_bytes} bytes", CLOSE
                 )
             waited += await budget.take(body.ticket, len(chunk))
+            if body.ticket.dropped.done():
+                raise ApiError(408, slow_body_message(body, length, limits), CLOSE)
             body.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -138,6 +147,11 @@ async def read_body(request: Request, limits: ServerLimits, budget: UploadBudget
 
 def slow_body_message(body: Body, length: int | None, limits: ServerLimits) -> str:
     of = f" of {length}" if length is not None else ""
+    if body.ticket.dropped.done():
+        return (
+            f"the request body stalled: {body.size}{of} bytes, then nothing for {limits.max_stall_s:g} s "
+            "while other uploads waited for memory (--max-stall)"
+        )
     return (
         f"the request body arrived too slowly: {body.size}{of} bytes; a body may take "
         f"{limits.body_timeout_s:g} s plus 1 s per {format_bytes(limits.min_upload_rate)} "
