@@ -21,7 +21,7 @@ from contextlib import ExitStack
 
 import pytest
 import torch
-from benchmarks.serve_load import ServerProcess, get_json, post_image
+from benchmarks.serve_load import ServerProcess, get_json, loopback, post_image
 
 from egtr import EGTRConfig
 from egtr.checkpoints import save_model
@@ -31,11 +31,6 @@ from .conftest import photo
 
 SIZE = ["--size", "48", "--max-size", "64"]
 DECLARED = 19_000_000  # bytes a stalled body announces
-
-
-def loopback(index: int) -> str:
-    """A loopback address of its own for client `index` (127.0.1.1, 127.0.1.2, ...)."""
-    return f"127.0.{1 + index // 250}.{1 + index % 250}"
 
 
 def head(length: int, host: str = "127.0.0.1") -> bytes:

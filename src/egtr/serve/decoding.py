@@ -6,7 +6,9 @@ waits, first come first served, until that much of `max_decoded_bytes_in_flight`
 needs more is refused (413). Then it is read by the predictor's image reading (`ImageReading`, formats
 and pixel limit as `egtr predict`), resized and normalized by the predictor, and its charge drops to its
 float tensor, which stays charged until its batch has run. The prepared image keeps only the original's
-size, which is all the graph needs: the decoded original is freed at once.
+size, which is all the graph needs: the decoded original is freed at once, and after a large image the
+C heap's free memory is handed back to the system (`trim_freed_memory`) before the budget is: freed
+blocks kept by one decoding thread's allocator arena would otherwise add to the next image's.
 
 Decoding runs on a few threads of its own: a bounded, stable set of threads keeps the allocator's
 per-thread arenas few, so memory stays flat under load.
@@ -25,10 +27,13 @@ from PIL import Image
 
 from egtr.data.images import WEB_FORMATS, ImageReadError
 from egtr.inference.predictor import PreparedImage, SceneGraphPredictor
+from egtr.memory import trim_freed_memory
 from egtr.serve.errors import ApiError, image_error
 from egtr.serve.limits import ServerLimits, format_bytes
 from egtr.serve.memory_bound import decode_charge
 from egtr.serve.uploads import Body
+
+TRIM_BYTES = 32 << 20  # after decoding an image charged this much, the freed heap is returned at once
 
 
 class ImageSize(NamedTuple):
@@ -138,7 +143,7 @@ class Decoder:
                 {"Retry-After": "1"},
             ) from error
         try:
-            prepared = await loop.run_in_executor(self.pool, self._prepare, body, start, end, name)
+            prepared = await loop.run_in_executor(self.pool, self._prepare, body, start, end, name, decoding)
         except BaseException:
             self.budget.release(decoding)
             raise
@@ -147,14 +152,18 @@ class Decoder:
         self.budget.release(decoding - tensor)
         return prepared, tensor
 
-    def _prepare(self, body: Body, start: int, end: int, name: str) -> PreparedImage:
-        with body.file(start, end) as file:
-            try:
+    def _prepare(self, body: Body, start: int, end: int, name: str, charge: int) -> PreparedImage:
+        try:
+            with body.file(start, end) as file:
                 image = self.reading.read(file, name, WEB_FORMATS)
-            except ImageReadError as error:
-                raise image_error(error) from error
-        prepared = self.predictor.preprocess(image, name)
-        return replace(prepared, image=ImageSize(image.width, image.height))
+            prepared = self.predictor.preprocess(image, name)
+            return replace(prepared, image=ImageSize(image.width, image.height))
+        except ImageReadError as error:
+            raise image_error(error) from error
+        finally:
+            if charge >= TRIM_BYTES:  # the freed image goes back to the system before its budget does
+                image = None
+                trim_freed_memory()
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True)
