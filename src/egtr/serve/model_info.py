@@ -57,6 +57,11 @@ def model_info(predictor: SceneGraphPredictor, name: str, limits: ServerLimits, 
 
 
 def parameter_count(backend) -> int | None:
-    """The network's parameter count where the backend holds the PyTorch model, else None."""
+    """The network's parameter count where the backend holds the PyTorch model, else None (an OpenVINO
+    backend's `model` is its compiled graph)."""
+    import torch
+
     model = getattr(backend, "model", None)
-    return sum(parameter.numel() for parameter in model.parameters()) if model is not None else None
+    if not isinstance(model, torch.nn.Module):
+        return None
+    return sum(parameter.numel() for parameter in model.parameters())
