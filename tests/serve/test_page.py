@@ -135,3 +135,32 @@ def test_upload_table_hover_highlight_and_download(server, tmp_path):
         finally:
             context.close()
     assert elsewhere == []
+
+
+@pytest.mark.slow
+def test_the_api_docs_render_offline(server, tmp_path):
+    """Swagger UI comes from the server: the page renders the operations, and the browser asks nothing of
+    any other host."""
+    from playwright.sync_api import sync_playwright
+
+    elsewhere = []
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=chromium(), args=CHROMIUM_FLAGS, headless=True
+        )
+        try:
+            page = context.new_page()
+            page.on(
+                "request",
+                lambda request: (
+                    urlparse(request.url).netloc != f"127.0.0.1:{server.port}"
+                    and not request.url.startswith(("data:", "blob:"))
+                    and elsewhere.append(request.url)
+                ),
+            )
+            page.goto(f"{server.url}/docs")
+            page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+            assert "scene-graph" in page.content()
+        finally:
+            context.close()
+    assert elsewhere == []

@@ -10,8 +10,8 @@ check -> options check -> body, read within its own budget and deadline (uploads
 -> admission to the model queue (only now: a request whose body has not arrived holds no queue slot) ->
 decoding within the decoded-image budget (decoding.py) -> the batcher and the model thread ->
 `SceneGraph.to_dict()`. Every failure is a JSON `{"detail": ...}` answer (errors.py); none stops the
-server. The API docs at /docs and /redoc are served from the package's own copies of Swagger UI and
-ReDoc (fastapi-offline): nothing is loaded from elsewhere.
+server. The API docs at /docs are Swagger UI served from its copy in the fastapi-offline package (not
+from a CDN; no validator): the page loads nothing from elsewhere.
 """
 
 import asyncio
@@ -93,6 +93,7 @@ def create_app(
         "subject-predicate-object triplets as JSON (the same JSON as `egtr predict`).",
         lifespan=lifespan,
         swagger_ui_parameters={"validatorUrl": None},  # Swagger UI would ask an outside validator
+        redoc_url=None,  # ReDoc's bundle fetches its logo from its makers' site
     )
     app.state.batcher, app.state.limits, app.state.guard = batcher, limits, guard
     install_error_handlers(app)
