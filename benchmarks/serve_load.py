@@ -90,6 +90,19 @@ def get_json(url: str, timeout: float = 10.0) -> dict:
         return json.loads(response.read())
 
 
+def worker_healths(url: str, count: int, timeout_s: float = 120.0) -> dict[int, dict]:
+    """/healthz of each of `count` worker processes ({worker: health}): asked on new connections until
+    every worker has answered (the kernel hands each connection to one of them)."""
+    healths, deadline = {}, time.monotonic() + timeout_s
+    while len(healths) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only workers {sorted(healths)} of {count} answered within {timeout_s:g} s")
+        health = get_json(f"{url}/healthz")
+        healths[health["worker"]] = health
+        time.sleep(0.02)
+    return healths
+
+
 @dataclass
 class LoadResult:
     answers: list[Answer]  # in request order

@@ -1,6 +1,8 @@
-"""Limits only a real socket can show: a body that never finishes, a declared length above the limit."""
+"""Limits only a real socket can show: a body that never finishes, a declared length above the limit, a head
+that never finishes, too many connections."""
 
 import socket
+import time
 
 import pytest
 
@@ -57,3 +59,40 @@ def test_after_both_the_server_answers_a_photo(server):
     body = photo()
     answer = exchange(server, post_head(len(body)), body)
     assert answer.startswith("HTTP/1.1 200") and '"triplets":' in answer
+
+
+@pytest.fixture(scope="module")
+def small_server(predictor):
+    limits = ServerLimits(max_connections=3, max_connections_per_client=3, head_timeout_s=0.3)
+    with LiveServer(client_for(predictor, limits).app) as live:
+        yield live
+
+
+def closed_by_server(connection: socket.socket) -> bytes:
+    """What the server sent before closing the connection (recv times out after 30 s: a failure)."""
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    return received
+
+
+def test_a_connection_that_does_not_finish_its_head_is_closed(small_server):
+    with socket.create_connection(("127.0.0.1", small_server.port), timeout=30) as connection:
+        connection.sendall(b"POST /v1/scene-graph HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
+        assert closed_by_server(connection) == b""
+    with socket.create_connection(("127.0.0.1", small_server.port), timeout=30) as idle:
+        assert closed_by_server(idle) == b""  # nothing sent at all
+
+
+def test_connections_above_the_total_limit_get_503(small_server):
+    with socket.create_connection(("127.0.0.1", small_server.port), timeout=30) as first:
+        first.sendall(post_head(5000))  # heads complete: the head timeout no longer applies
+        with socket.create_connection(("127.0.0.1", small_server.port), timeout=30) as second:
+            second.sendall(post_head(5000))
+            with socket.create_connection(("127.0.0.1", small_server.port), timeout=30) as third:
+                third.sendall(post_head(5000))
+                time.sleep(0.1)
+                with socket.create_connection(("127.0.0.1", small_server.port), timeout=30) as fourth:
+                    answer = closed_by_server(fourth).decode()
+    assert answer.startswith("HTTP/1.1 503 Service Unavailable")
+    assert "server busy: 3 connections are open (limit 3); retry" in answer
