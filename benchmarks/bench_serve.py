@@ -138,7 +138,7 @@ def main() -> None:
             checkpoint = str(save_model(EGTR(EGTRConfig.small()).eval(), Path(folder) / "small.safetensors"))
         common = ["--checkpoint", checkpoint, "--device", args.device, "--log-level", "warning"]
         common += ["--size", str(args.size), "--max-size", str(args.max_size)]
-        print(f"machine: {describe()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+        print(f"machine: {describe()}")
         print(f"load average at the start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
         print(f"model: {checkpoint}; images 640x480 JPEG -> --size {args.size} --max-size {args.max_size}\n")
         if "throughput" in args.sections:
