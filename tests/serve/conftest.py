@@ -50,6 +50,14 @@ def client(predictor):
         yield test_client
 
 
+def until_closed(connection) -> bytes:
+    """Everything the server sends on a socket until it closes the connection."""
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    return received
+
+
 class LiveServer:
     """uvicorn serving `app` on 127.0.0.1 from a thread of this process, configured as `egtr serve` runs it
     (browser and socket tests)."""

@@ -28,7 +28,7 @@ from egtr import EGTRConfig
 from egtr.checkpoints import save_model
 from egtr.models.egtr import EGTR
 
-from .conftest import photo
+from .conftest import photo, until_closed
 
 SIZE = ["--size", "48", "--max-size", "64"]
 DECLARED = 19_000_000  # bytes a stalled body announces
@@ -46,14 +46,6 @@ def open_connection(port: int, source: str, data: bytes = b"") -> socket.socket:
     if data:
         connection.sendall(data)
     return connection
-
-
-def answer_of(connection: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection."""
-    received = b""
-    while chunk := connection.recv(65536):
-        received += chunk
-    return received
 
 
 def poll(condition, timeout_s: float = 60.0, what: str = "the server"):
@@ -122,7 +114,7 @@ def test_connections_beyond_the_per_client_limit_are_refused_and_others_served(s
         held = [stack.enter_context(open_connection(server.port, source)) for _ in range(limit)]
         poll(lambda: get_json(f"{server.url}/healthz")["connections"] >= limit, what=f"{limit} connections")
         with open_connection(server.port, source) as extra:  # refused as it opens, before it sends
-            refused = answer_of(extra).decode()
+            refused = until_closed(extra).decode()
         assert refused.startswith("HTTP/1.1 429 Too Many Requests")
         assert f"connections are open from {source} (limit {limit} per client)" in refused
         assert post_image(server.url, photo(64, 48)).status == 200  # another address
@@ -134,7 +126,7 @@ def test_connections_beyond_the_per_client_limit_are_refused_and_others_served(s
 def raw_request(server, request: bytes) -> str:
     with open_connection(server.port, "127.0.0.1", request) as connection:
         connection.shutdown(socket.SHUT_WR)
-        return answer_of(connection).decode(errors="replace")
+        return until_closed(connection).decode(errors="replace")
 
 
 def test_a_foreign_host_is_refused_without_a_token(server):

@@ -8,7 +8,7 @@ import pytest
 
 from egtr.serve import ServerLimits
 
-from .conftest import LiveServer, client_for, photo
+from .conftest import LiveServer, client_for, photo, until_closed
 
 
 @pytest.fixture(scope="module")
@@ -68,20 +68,12 @@ def small_server(predictor):
         yield live
 
 
-def closed_by_server(connection: socket.socket) -> bytes:
-    """What the server sent before closing the connection (recv times out after 30 s: a failure)."""
-    received = b""
-    while chunk := connection.recv(65536):
-        received += chunk
-    return received
-
-
 def test_a_connection_that_does_not_finish_its_head_is_closed(small_server):
     with socket.create_connection(("127.0.0.1", small_server.port), timeout=30) as connection:
         connection.sendall(b"POST /v1/scene-graph HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
-        assert closed_by_server(connection) == b""
+        assert until_closed(connection) == b""
     with socket.create_connection(("127.0.0.1", small_server.port), timeout=30) as idle:
-        assert closed_by_server(idle) == b""  # nothing sent at all
+        assert until_closed(idle) == b""  # nothing sent at all
 
 
 def test_connections_above_the_total_limit_get_503(small_server):
@@ -93,6 +85,6 @@ def test_connections_above_the_total_limit_get_503(small_server):
                 third.sendall(post_head(5000))
                 time.sleep(0.1)
                 with socket.create_connection(("127.0.0.1", small_server.port), timeout=30) as fourth:
-                    answer = closed_by_server(fourth).decode()
+                    answer = until_closed(fourth).decode()
     assert answer.startswith("HTTP/1.1 503 Service Unavailable")
     assert "server busy: 3 connections are open (limit 3); retry" in answer

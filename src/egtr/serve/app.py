@@ -31,7 +31,7 @@ from egtr.inference.predictor import SceneGraphPredictor, Selection
 from egtr.serve.batching import Batcher, ServerBusy
 from egtr.serve.connections import ConnectionGuard, ConnectionTracking
 from egtr.serve.decoding import Decoder
-from egtr.serve.errors import ApiError, install_error_handlers
+from egtr.serve.errors import ApiError, busy, install_error_handlers
 from egtr.serve.limits import ServerLimits
 from egtr.serve.model_info import model_info
 from egtr.serve.origins import LOCAL_NAMES, OriginCheck
@@ -128,7 +128,7 @@ def create_app(
             try:
                 batcher.arrive()
             except ServerBusy as error:
-                raise ApiError(503, str(error), {"Retry-After": "1"}) from error
+                raise busy(str(error)) from error
             try:
                 prepared, tensor_bytes = await decoder.prepare(body, start, end, name, limits.timeout_s)
             except BaseException:
@@ -143,13 +143,11 @@ def create_app(
         try:
             graph = await asyncio.wait_for(asyncio.wrap_future(job), max(remaining, 0.001))
         except asyncio.TimeoutError as error:
-            raise ApiError(
-                503,
-                f"no answer within the {limits.timeout_s:g} s request timeout: the server is busy",
-                {"Retry-After": "1"},
+            raise busy(
+                f"no answer within the {limits.timeout_s:g} s request timeout: the server is busy"
             ) from error
         except ServerBusy as error:
-            raise ApiError(503, str(error)) from error
+            raise busy(str(error)) from error
         except Exception as error:
             raise ApiError(500, f"{name}: the model failed ({type(error).__name__}: {error})") from error
         return JSONResponse(graph.to_dict())

@@ -28,7 +28,7 @@ from PIL import Image
 from egtr.data.images import WEB_FORMATS, ImageReadError
 from egtr.inference.predictor import PreparedImage, SceneGraphPredictor
 from egtr.memory import trim_freed_memory
-from egtr.serve.errors import ApiError, image_error
+from egtr.serve.errors import ApiError, busy, image_error
 from egtr.serve.limits import ServerLimits, format_bytes
 from egtr.serve.memory_bound import decode_charge
 from egtr.serve.uploads import Body
@@ -137,11 +137,7 @@ class Decoder:
         try:
             await asyncio.wait_for(self.budget.acquire(decoding), timeout_s)
         except asyncio.TimeoutError as error:
-            raise ApiError(
-                503,
-                f"the server is busy decoding other images (waited {timeout_s:g} s); retry",
-                {"Retry-After": "1"},
-            ) from error
+            raise busy(f"the server is busy decoding other images (waited {timeout_s:g} s); retry") from error
         try:
             prepared = await loop.run_in_executor(self.pool, self._prepare, body, start, end, name, decoding)
         except BaseException:
