@@ -1,4 +1,4 @@
-"""The official pipeline's image sizes (architecture.md §4), in pixels.
+"""The official pipeline's image sizes (architecture.md §5.10), in pixels.
 
 Torch-free, so that training settings and command-line defaults name them without importing torch;
 `egtr.data.transforms` applies them.

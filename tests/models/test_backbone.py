@@ -119,7 +119,7 @@ def unfused_forward(resnet: ResNet, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize(
-    "depth, norm, freeze_downsample, training",
+    "depth, norm, freeze_downsample_batchnorm, training",
     [
         (50, "frozen", False, False),
         (18, "frozen", True, True),
@@ -127,13 +127,15 @@ def unfused_forward(resnet: ResNet, x: torch.Tensor) -> list[torch.Tensor]:
         (18, "batch", False, False),
     ],
 )
-def test_folded_norms_equal_the_unfused_forward_with_gradients(depth, norm, freeze_downsample, training):
+def test_folded_norms_equal_the_unfused_forward_with_gradients(
+    depth, norm, freeze_downsample_batchnorm, training
+):
     """Frozen norms (and batch norms in eval mode) folded into their convolutions give the same features and
     the same gradients for every trainable parameter as the norm applied after the convolution."""
     torch.manual_seed(0)
-    resnet = ResNet(depth, norm, freeze_downsample, frozen_stages=1)
+    resnet = ResNet(depth, norm, freeze_downsample_batchnorm, frozen_stages=1)
     randomize_norms(resnet)
-    reference = ResNet(depth, norm, freeze_downsample, frozen_stages=1)
+    reference = ResNet(depth, norm, freeze_downsample_batchnorm, frozen_stages=1)
     reference.load_state_dict(resnet.state_dict())
     resnet.train(training)
     reference.train(training)

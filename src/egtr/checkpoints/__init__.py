@@ -4,8 +4,8 @@ Native format: one `.safetensors` file holding the weights, with the EGTRConfig 
 (no pickle). Official files (architecture.md §5.9) are read with `torch.load(weights_only=True)` only:
 - an official EGTR Lightning `.ckpt` (keys `model.<official name>`), with `config.json` in its artifact
   directory (the `.ckpt` lives in `<artifact>/checkpoints/`), or the artifact directory (highest epoch);
-- an official pretrained-detector directory (`config.json` + `pytorch_model.bin`, HF `save_pretrained`):
-  detector weights, freshly initialized relation head;
+- an official pretrained-detector directory (`config.json` + `pytorch_model.bin`, as Hugging Face's
+  `save_pretrained` writes them; architecture.md §10): detector weights, freshly initialized relation head;
 - a `.ckpt` written by this project's trainer (state dict under `model.`, config under `egtr_config`).
 Loading is strict: missing, unexpected or mis-shaped keys raise a ValueError listing them. Files written
 by older versions of this project may lack the frequency tables when both `use_freq_bias` and

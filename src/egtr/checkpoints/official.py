@@ -70,8 +70,8 @@ def official_to_native(state: dict[str, Tensor], source: str) -> dict[str, Tenso
 
 
 def native_to_official(model: EGTR) -> dict[str, Tensor]:
-    """The model's state dict under official EGTR names (six copies of the shared heads), architecture.md
-    §5.9"""
+    """The model's state dict under official EGTR names, with six copies of the shared heads (architecture.md
+    §5.9)."""
     reverse = [(native, official) for official, native in OFFICIAL_PREFIXES]
     official: dict[str, Tensor] = {}
     for key, value in model.state_dict().items():
@@ -126,7 +126,7 @@ UNSUPPORTED = {"two_stage": True, "with_box_refine": True, "dilation": True}
 
 
 def config_from_official(path: Path, with_relations: bool) -> EGTRConfig:
-    """EGTRConfig from an official (HF DeformableDetrConfig + EGTR extras) config.json."""
+    """EGTRConfig from an official config.json (Hugging Face's DeformableDetrConfig + the EGTR extras)."""
     try:
         data = json.loads(read_small_text(path, CONFIG_FILE_LIMIT))
     except (OSError, ValueError) as error:

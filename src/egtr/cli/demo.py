@@ -1,4 +1,4 @@
-"""`egtr demo`: the whole method on the synthetic world, end to end, on a CPU (10-20 minutes on 2 cores)."""
+"""`egtr demo`: the whole method on the synthetic world, end to end, on a CPU (BENCHMARKS.md has its time)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def add_parser(subparsers, parents) -> None:
         help="train and evaluate EGTR on the synthetic world (the main job)",
         description="Generate the synthetic scene-graph world, train the small config (detector, then EGTR), "
         "evaluate on held-out images (AP50, R@K, mR@K), predict a few images and write a report folder. "
-        "The defaults take about 20 minutes on a 2-core AMD EPYC (AVX2), about 10 on a 2-core Intel Xeon "
-        "(AVX-512/AMX), and are reproducible on one machine (same seed, same metrics).",
+        "The defaults take minutes on a CPU (the README and BENCHMARKS.md give the times measured, with "
+        "their machines) and are reproducible on one machine (same seed, same metrics).",
     )
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"report folder (default: {DEFAULT_OUT})")
     parser.add_argument(

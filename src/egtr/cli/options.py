@@ -10,9 +10,10 @@ A command adds the groups it needs (`add_checkpoint_argument`, `add_names_argume
 no torch: the choices come from torch-free modules (egtr.precision, egtr.export.formats, egtr.devices,
 egtr.sizes, egtr.inference.selection).
 
-Defaults follow the official evaluation (`evaluate_egtr.py`): no logit adjustment whatever the checkpoint's
-config says (its --logit_adjustment / --logit_adj_tau override the config), pixels read as
-`Image.open(path).convert("RGB")` does, the 800 / 1333 resize unless an export stores another.
+Defaults follow the official evaluation (the official `evaluate_egtr.py`, architecture.md §10): no logit
+adjustment whatever the checkpoint's config says (its --logit_adjustment / --logit_adj_tau override the
+config), pixels read as `Image.open(path).convert("RGB")` does, the 800 / 1333 resize unless an export
+stores another.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Image + target transforms as the official EGTR pipeline applies them (architecture.md §5.7), and the one
-place
-that normalizes images.
+"""Image + target transforms as the official EGTR pipeline applies them, and the one place that normalizes
+images (architecture.md §5.10). The official pipeline is DETR's transforms as the official
+`model/transform.py` copies them (architecture.md §10).
 
 A transform takes and returns `(image, target)`: a PIL RGB image and a dict with `boxes` float [M,4]
 (x0, y0, x1, y1) in pixels of the current image, `labels` [M], `relations` [T,3], `image_id`,

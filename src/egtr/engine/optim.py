@@ -33,8 +33,8 @@ def parameter_groups(
 
 
 def adamw(groups: list[dict], weight_decay: float) -> torch.optim.AdamW:
-    """AdamW over `groups`. PyTorch's plain (foreach) kernel: the fused one is faster per step (on a
-    2-core CPU 0.05 s instead of 0.14 s for 42M parameters, a few percent of a training step) but a run
-    resumed from a checkpoint then ends up to 1e-5 away from the uninterrupted run, and Lightning refuses
-    it with gradient clipping under mixed precision."""
+    """AdamW over `groups`. PyTorch's plain (foreach) kernel: the fused one is faster per step
+    (BENCHMARKS.md, "Training throughput", has the numbers) but a run resumed from a checkpoint then ends
+    up to 1e-5 away from the uninterrupted run, and Lightning refuses it with gradient clipping under
+    mixed precision."""
     return torch.optim.AdamW(groups, weight_decay=weight_decay)

@@ -1,11 +1,10 @@
 """Training settings: one dataclass, official presets per dataset and phase, overrides from files and flags.
 
 Phases (architecture.md §5.7), in recipe order: `detector` (Deformable DETR pre-training, auxiliary losses
-on, the DETR
-augmentation with RandomSizeCrop), `detector_finetune` (the same at x0.1 learning rates from the best
-`detector` model), `egtr` (relation head trained from the pre-trained detector, three learning rates, no
-crop), `finetune` (all rates x0.1 from the best `egtr` model). Datasets: `visual_genome`, `open_images`
-(official hyper-parameters) and `synthetic` (the small CPU config of the demo).
+on, the DETR augmentation with RandomSizeCrop), `detector_finetune` (the same at x0.1 learning rates from
+the best `detector` model), `egtr` (relation head trained from the pre-trained detector, three learning
+rates, no crop), `finetune` (all rates x0.1 from the best `egtr` model). Datasets: `visual_genome`,
+`open_images` (official hyper-parameters) and `synthetic` (the small CPU config of the demo).
 """
 
 from __future__ import annotations

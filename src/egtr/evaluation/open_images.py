@@ -1,5 +1,7 @@
-"""Open Images V6 relation metrics (architecture.md §5.8; PySGG / BGNN `oi_eval.py` + `ap_eval_rel.py` as
-used by EGTR).
+"""Open Images V6 relation metrics (architecture.md §5.8), as PySGG / BGNN's evaluator computes them.
+
+The reference is the copy the official EGTR runs, `lib/evaluation/oi_eval.py` and `ap_eval_rel.py`
+(repositories and commits: architecture.md §10).
 
 Per image, the candidates are the 2 best predicates of every given pair scored s_sub * s_obj * rel, the
 100 best of those, keeping scores > 1e-5 (the selection lives here, in `open_images_triplets`; the

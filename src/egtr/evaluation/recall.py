@@ -1,6 +1,7 @@
 """Visual Genome SGDet recall: R@K, mR@K, ngR@K, ngmR@K, zR@K, F1@K (architecture.md §5.8).
 
-Reproduces the neural-motifs / KERN evaluator used by EGTR (`sg_eval.py`, `calculate_mR_from_evaluator_list`):
+Reproduces the neural-motifs / KERN evaluator that the official EGTR runs (its `lib/evaluation/sg_eval.py`
+with `calculate_mR_from_evaluator_list`; repositories and commits: architecture.md §10):
 - ground-truth triplets are the distinct (subject, object, predicate) rows of an image;
 - R@K per image = |ground-truth triplets hit by the first K predictions| / |ground-truth triplets|,
   averaged over images; images without a ground-truth relation are skipped (the reference asserts) and

@@ -7,10 +7,9 @@ fallback.
 
 Shapes: the model is compiled for the exact input shape (batch, height, width) and recompiled when the
 shape changes; after `static_shapes` (default 4) such compilations it is compiled once for dynamic shapes
-and stays so.
-A static compilation is faster and needs far less memory (Visual Genome preset at 800 x 1333, one thread:
-about 1.1 GB peak instead of 2.1 GB, and about a quarter faster), which suits folders and videos of
-equal-size images; the dynamic one avoids recompiling (seconds each) for mixed sizes.
+and stays so. A static compilation runs faster and needs far less memory, which suits folders and videos
+of equal-size images; the dynamic one avoids recompiling for every new size of a mixed folder
+(BENCHMARKS.md, "OpenVINO: static and dynamic shapes", has the numbers).
 """
 
 from __future__ import annotations

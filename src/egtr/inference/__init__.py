@@ -1,7 +1,7 @@
 """From images to scene graphs: post-processing, the predictor, drawings and explanations.
 
-- `postprocess.postprocess`: model outputs -> per-image predictions (the official rules, architecture.md
-§5.6);
+- `postprocess.postprocess`: model outputs -> per-image predictions (the official rules of
+  architecture.md §5.6);
 - `SceneGraphPredictor` (predictor.py): images (paths, PIL, numpy) -> `SceneGraph`s (scene_graph.py);
 - `draw_scene_graph` (visualize.py): photo with boxes beside the graph;
 - `explain_triplet` / `draw_explanation` (explain.py): per-layer attention and relation-source gates.

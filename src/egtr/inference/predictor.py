@@ -6,10 +6,9 @@
 
 Per image: read (images.py, the one image reader; by default as the official loader) -> the official
 evaluation preprocessing (shorter side `size`, longer at most `max_size`, ImageNet normalization;
-architecture.md §5.7) -> batches padded with pixel masks ->
-the model -> the official post-processing (architecture.md §5.6) -> triplets and objects (triplets.py).
-Images are read
-and preprocessed on `workers` background threads while the model runs.
+architecture.md §5.10) -> batches padded with pixel masks -> the model -> the official post-processing
+(architecture.md §5.6) -> triplets and objects (triplets.py). Images are read and preprocessed on
+`workers` background threads while the model runs.
 
 The network runs in a backend (backend.py): PyTorch eager by default, or an exported model (egtr.export).
 Batches hold images of one size only, unless `pad_mixed_sizes` is set: padding changes a DETR-style

@@ -2,10 +2,10 @@
 
 Parameter names follow torchvision's ResNet (`conv1`, `bn1`, `layer{1..4}.{block}.conv{1,2,3}`, `.bn*`,
 `.downsample.{0,1}`), so an ImageNet state dict saved by torchvision or timm loads directly (its `fc.*`
-entries are ignored). Official EGTR quirk (architecture.md §5.1): every BatchNorm becomes FrozenBatchNorm2d
-except the
-four `layer{1..4}.0.downsample.1`, which stay ordinary trainable BatchNorm2d; `freeze_downsample_bn=True`
-freezes them too. `norm="batch"` makes every norm a trainable BatchNorm2d, for training from scratch.
+entries are ignored). As in the official EGTR (architecture.md §5.1), every BatchNorm becomes a
+FrozenBatchNorm2d except the four `layer{1..4}.0.downsample.1`, which stay ordinary trainable BatchNorm2d;
+`freeze_downsample_batchnorm=True` freezes them too. `norm="batch"` makes every norm a trainable
+BatchNorm2d, for training from scratch.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ class ResNet(nn.Module):
     Args:
         depth: 18, 34, 50 or 101.
         norm: "frozen" (official: FrozenBatchNorm2d) or "batch" (trainable BatchNorm2d everywhere).
-        freeze_downsample_bn: with norm="frozen", also freeze the downsample BatchNorms (official: trainable).
+        freeze_downsample_batchnorm: with norm="frozen", also freeze the downsample BatchNorms (official:
+            trainable).
         frozen_stages: residual stages 1..n (with the stem) get requires_grad=False (official 1; 0 = none).
     """
 
@@ -156,7 +157,7 @@ class ResNet(nn.Module):
         self,
         depth: int = 50,
         norm: str = "frozen",
-        freeze_downsample_bn: bool = False,
+        freeze_downsample_batchnorm: bool = False,
         frozen_stages: int = 1,
     ) -> None:
         super().__init__()
@@ -167,7 +168,9 @@ class ResNet(nn.Module):
         kind, blocks = RESNET_LAYOUTS[depth]
         block = BasicBlock if kind == "basic" else Bottleneck
         block_norm = NORMS[norm]
-        downsample_norm = FrozenBatchNorm2d if norm == "frozen" and freeze_downsample_bn else nn.BatchNorm2d
+        downsample_norm = (
+            FrozenBatchNorm2d if norm == "frozen" and freeze_downsample_batchnorm else nn.BatchNorm2d
+        )
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = block_norm(64)
         in_channels = 64

@@ -66,8 +66,8 @@ def sample_and_sum(
     Returns:
         [B, Q, H * Dh].
 
-    Eager PyTorch gathers with `embedding_bag`; an ONNX export, whose runtimes run a per-row gather loop
-    thousands of times slower, gets one GridSample per level instead (same numbers up to rounding).
+    Eager PyTorch gathers with `embedding_bag`; an ONNX export, whose runtimes run that gather as a
+    per-row loop, far slower, gets one GridSample per level instead (same numbers up to rounding).
     """
     if torch.onnx.is_in_onnx_export():
         positions = positions.nan_to_num(nan=-1.0)  # a NaN point lands between pixel -1 and 0, weight 0

@@ -44,8 +44,8 @@ class DeformableDetr(nn.Module):
         self.backbone = ResNet(
             config.backbone_depth,
             config.backbone_norm,
-            config.freeze_downsample_batchnorm,
-            config.backbone_frozen_stages,
+            freeze_downsample_batchnorm=config.freeze_downsample_batchnorm,
+            frozen_stages=config.backbone_frozen_stages,
         )
         self.position_embedding = SinePositionEmbedding(d // 2)
         self.num_backbone_levels = min(3, config.num_feature_levels)

@@ -38,8 +38,8 @@ from egtr.studies.job import (
 from egtr.studies.study import Study, StudyError
 from egtr.studies.synthetic import DEFAULT_IMAGES, ensure_synthetic_data, synthetic_training_overrides
 
-# the default budget on the synthetic world: 2-3 minutes per run on a 2-core CPU, about an hour per
-# 6-variant, 3-seed study with its detector
+# the default budget on the synthetic world (the README's "Studies" section gives its run and study times,
+# measured with their machine)
 DETECTOR_STEPS = 800
 RUN_STEPS = 150
 POLL_SECONDS = 0.5
