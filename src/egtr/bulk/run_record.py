@@ -9,8 +9,8 @@ The first run into a folder writes it; every later run compares its own record w
 when the weights or a setting differ, naming each difference with its flag. The weights are fingerprinted by
 content: a PyTorch model by its state dict (names, dtypes, shapes and values), an export by its model files,
 so that a moved or renamed checkpoint still resumes and a retrained one under the same name does not.
-Compared settings are those that change what is written for an image: layout, backend, precision, image
-sizes, batching across sizes, triplet selection, logit adjustment, image reading, pixel limit, the class and
+Compared settings are those that change what is written for an image: layout, backend, precision, INT8
+quantization, image sizes, batching across sizes, triplet selection, logit adjustment, image reading, pixel limit, the class and
 predicate names (by content), explanations and drawings. Not compared: the device, the number of processes,
 batch size (equal-size batches are exact), reader threads, runtime threads and the shard size.
 """
@@ -42,6 +42,7 @@ FLAGS = {
     "explain_rank": "--explain / --explain-rank",
     "draw_edges": "--draw / --draw-edges",
     "graph_layout": "--layout",
+    "int8": "the export's INT8 quantization (egtr export --int8)",
 }
 
 
@@ -50,11 +51,13 @@ def run_record(predictor: Any, checkpoint: str | Path, layout: str, drawing: dic
     ({"draw_edges", "graph_layout"} when drawings are written, else None)."""
     config, reading = predictor.config, predictor.reading
     vocabulary = predictor.vocabulary
+    quantization = predictor.backend.quantization  # an INT8 export's settings (egtr.export.int8), else None
     names = json.dumps([vocabulary.class_names, vocabulary.predicate_names]).encode("utf-8")
     settings = {
         "layout": layout,
         "backend": predictor.backend.name,
         "precision": predictor.backend.precision,
+        "int8": None if quantization is None else quantization["tool"],  # an INT8 export's quantizer
         "size": predictor.size,
         "max_size": predictor.max_size,
         "pad_mixed_sizes": predictor.pad_mixed_sizes,

@@ -37,7 +37,7 @@ def add_parser(subparsers, parents) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
     add_device_argument(parser)
-    add_precision_argument(parser)
+    add_precision_argument(parser, exports=False)
     parser.add_argument(
         "--compile", action="store_true", help="run the forward through torch.compile (default: off)"
     )

@@ -180,14 +180,16 @@ def add_backend_arguments(parser: argparse._ActionsContainer) -> None:
     add_threads_argument(parser)
 
 
-def add_precision_argument(parser: argparse._ActionsContainer) -> None:
+def add_precision_argument(parser: argparse._ActionsContainer, exports: bool = True) -> None:
+    """--precision; `exports`: unset, an export runs in the precision it stores (None), else fp32."""
+    shown = f"an export's own, else {PRECISIONS[0]}" if exports else PRECISIONS[0]
     parser.add_argument(
         "--precision",
-        default=PRECISIONS[0],
+        default=None if exports else PRECISIONS[0],
         choices=PRECISIONS,
         help="fp32 (exact) or bf16/fp16: autocast with torch (a note says when the CPU emulates it), "
-        "OpenVINO's inference precision where the CPU has it natively; onnxruntime: fp32 only "
-        f"(default: {PRECISIONS[0]})",
+        "OpenVINO's inference precision where the CPU has it natively; onnxruntime: fp32 only; an INT8 "
+        f"export computes its float parts in it (default: {shown})",
     )
 
 
@@ -218,7 +220,7 @@ def build_backend(args: argparse.Namespace, checkpoint, device: str | None = Non
 
     set_threads(args)
     backend = load_backend(args.backend, checkpoint, args.precision, device or args.device, args.threads)
-    note = precision_note(backend.device, args.precision) if args.backend == "torch" else None
+    note = precision_note(backend.device, backend.precision) if args.backend == "torch" else None
     if note:
         print(f"note: {note}", file=sys.stderr)
     apply_logit_adjustment(backend, args)
@@ -440,11 +442,13 @@ def image_reading(args: argparse.Namespace, max_pixels: int | None = None):
     return ImageReading(exif=args.exif, conversion=args.image_conversion, max_pixels=max_pixels)
 
 
-def inference_settings(model, args: argparse.Namespace) -> dict:
-    """The options as recorded in a report's settings (`model`: anything with the model's `config`)."""
+def inference_settings(predictor, args: argparse.Namespace) -> dict:
+    """The options as recorded in a report's settings (`predictor`: a SceneGraphPredictor)."""
+    quantization = predictor.backend.quantization  # an INT8 export's settings (egtr.export.int8)
     return {
-        "logit_adjustment": model.config.logit_adjustment,
-        "logit_adj_tau": model.config.logit_adj_tau if model.config.logit_adjustment else None,
+        "int8": None if quantization is None else quantization["tool"],
+        "logit_adjustment": predictor.config.logit_adjustment,
+        "logit_adj_tau": predictor.config.logit_adj_tau if predictor.config.logit_adjustment else None,
         "exif_orientation": args.exif,
         "image_conversion": args.image_conversion,
     }

@@ -2,11 +2,22 @@
 loader, exporter and pip extra is declared here, and `egtr export`, `--backend`, `load_backend`,
 `export_model` and the error messages read them from here.
 
-| backend       | export format | files in an export folder (preferred first) | suffixes      | extra      |
-|---------------|---------------|---------------------------------------------|---------------|------------|
-| `torch`       | (checkpoints) | (any file `egtr.load_model` accepts)        |               |            |
-| `onnxruntime` | `onnx`        | `model.onnx`                                | `.onnx`       | `onnx`     |
-| `openvino`    | `openvino`    | `model.xml` (+ `model.bin`), `model.onnx`   | `.xml` `.onnx`| `openvino` |
+| backend       | export format | files in an export folder (preferred first) | suffixes       | extra      |
+|---------------|---------------|---------------------------------------------|----------------|------------|
+| `torch`       | (checkpoints) | (any file `egtr.load_model` accepts)        |                |            |
+| `onnxruntime` | `onnx`        | `model.onnx`                                | `.onnx`        | `onnx`     |
+| `openvino`    | `openvino`    | `model.xml` (+ `model.bin`), `model.onnx`   | `.xml` `.onnx` | `openvino` |
+
+| backend       | precisions       | INT8 export (`egtr export --int8`) by |
+|---------------|------------------|---------------------------------------|
+| `torch`       | fp32, bf16, fp16 |                                       |
+| `onnxruntime` | fp32             | ONNX Runtime static quantization      |
+| `openvino`    | fp32, bf16, fp16 | NNCF post-training quantization       |
+
+`precisions`: what `--precision` may ask of the backend (bf16 / fp16 only where the CPU computes them
+natively, checked when loading). An INT8 export (`egtr export --int8`) is a file of its format like any
+other, with the same name; its metadata says it is quantized and how (egtr.export.metadata), and the
+backend runs its remaining float parts in the export's precision.
 
 Nothing heavy is imported here: loaders and exporters import their packages when called, so the
 command-line parsers read the names without importing torch, onnx or openvino.
@@ -18,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from egtr.precision import PRECISIONS
 
 if TYPE_CHECKING:
     from egtr.export.metadata import ExportMetadata
@@ -36,7 +49,9 @@ class MissingExtraError(RuntimeError):
 @dataclass(frozen=True)
 class ExportFormat:
     """What `egtr export --format NAME` writes: `file` in the export folder, by `write(serialized_onnx,
-    path, metadata, model)`; `runtime` names the backend that checks and runs it."""
+    path, metadata, model)`; `runtime` names the backend that checks and runs it. `quantize(file,
+    calibration, settings, metadata)` rewrites the written file as its INT8 version (egtr.export.int8),
+    with `quantizer` naming the tool."""
 
     name: str
     file: str
@@ -44,6 +59,8 @@ class ExportFormat:
     extra: str
     write: Callable[[bytes, Path, ExportMetadata, EGTR], Path]
     companions: tuple[str, ...] = ()  # suffixes of files written beside `file` (removed with it)
+    quantize: Callable[..., dict] | None = None
+    quantizer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,31 +68,43 @@ class Runtime:
     """A `--backend NAME`: `load(path, precision, device, threads)` opens `path` as a Backend.
 
     `files`: the model files it runs in an export folder, preferred first (empty: it runs checkpoints);
-    `suffixes`: the model-file suffixes it runs; `cpu_only`: it takes no --device other than auto/cpu.
+    `suffixes`: the model-file suffixes it runs; `cpu_only`: it takes no --device other than auto/cpu;
+    `precisions`: the --precision values it accepts (the first is the default of a checkpoint).
     """
 
     name: str
-    load: Callable[[Path, str, Any, int | None], Backend]
+    load: Callable[[Path, str | None, Any, int | None], Backend]
     extra: str | None = None
     files: tuple[str, ...] = ()
     suffixes: tuple[str, ...] = ()
     cpu_only: bool = False
+    precisions: tuple[str, ...] = PRECISIONS
+
+    def check_precision(self, precision: str) -> str:
+        """`precision` when this runtime runs it; ValueError naming the ones it does otherwise."""
+        if precision not in self.precisions:
+            raise ValueError(
+                f"the {self.name} backend runs {' or '.join(self.precisions)} only, not {precision} (use "
+                f"--precision {self.precisions[0]}, or a backend that runs {precision}: "
+                f"{', '.join(r.name for r in RUNTIMES if precision in r.precisions)})"
+            )
+        return precision
 
 
-def _load_torch(path: Path, precision: str, device: Any, threads: int | None) -> Backend:
+def _load_torch(path: Path, precision: str | None, device: Any, threads: int | None) -> Backend:
     from egtr.checkpoints import load_model
     from egtr.inference.backend import TorchBackend
 
-    return TorchBackend(load_model(path), device, precision)
+    return TorchBackend(load_model(path), device, precision or PRECISIONS[0])
 
 
-def _load_onnxruntime(path: Path, precision: str, device: Any, threads: int | None) -> Backend:
+def _load_onnxruntime(path: Path, precision: str | None, device: Any, threads: int | None) -> Backend:
     from egtr.export.onnxruntime_backend import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(path, precision, threads)
 
 
-def _load_openvino(path: Path, precision: str, device: Any, threads: int | None) -> Backend:
+def _load_openvino(path: Path, precision: str | None, device: Any, threads: int | None) -> Backend:
     from egtr.export.openvino_backend import OpenVinoBackend
 
     return OpenVinoBackend(path, precision, threads)
@@ -93,10 +122,28 @@ def _write_openvino(serialized: bytes, path: Path, metadata: ExportMetadata, mod
     return write_openvino(serialized, path, metadata, model)
 
 
+def _quantize_onnx(file: Path, calibration, settings, metadata: ExportMetadata) -> dict:
+    from egtr.export.onnx_int8 import quantize_onnx
+
+    return quantize_onnx(file, calibration, settings, metadata)
+
+
+def _quantize_openvino(file: Path, calibration, settings, metadata: ExportMetadata) -> dict:
+    from egtr.export.openvino_int8 import quantize_openvino
+
+    return quantize_openvino(file, calibration, settings, metadata)
+
+
 RUNTIMES = (
     Runtime("torch", _load_torch),
     Runtime(
-        "onnxruntime", _load_onnxruntime, extra="onnx", files=(ONNX_FILE,), suffixes=(".onnx",), cpu_only=True
+        "onnxruntime",
+        _load_onnxruntime,
+        extra="onnx",
+        files=(ONNX_FILE,),
+        suffixes=(".onnx",),
+        cpu_only=True,
+        precisions=("fp32",),
     ),
     Runtime(
         "openvino",
@@ -108,8 +155,25 @@ RUNTIMES = (
     ),
 )
 EXPORT_FORMATS = (
-    ExportFormat("onnx", ONNX_FILE, "onnxruntime", "onnx", _write_onnx),
-    ExportFormat("openvino", OPENVINO_FILE, "openvino", "openvino", _write_openvino, companions=(".bin",)),
+    ExportFormat(
+        "onnx",
+        ONNX_FILE,
+        "onnxruntime",
+        "onnx",
+        _write_onnx,
+        quantize=_quantize_onnx,
+        quantizer="onnxruntime.quantization (static, QDQ)",
+    ),
+    ExportFormat(
+        "openvino",
+        OPENVINO_FILE,
+        "openvino",
+        "openvino",
+        _write_openvino,
+        companions=(".bin",),
+        quantize=_quantize_openvino,
+        quantizer="nncf (post-training quantization)",
+    ),
 )
 BACKENDS = tuple(runtime.name for runtime in RUNTIMES)  # --backend choices
 FORMATS = tuple(export_format.name for export_format in EXPORT_FORMATS)  # --format choices
