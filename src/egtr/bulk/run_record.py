@@ -10,9 +10,10 @@ when the weights or a setting differ, naming each difference with its flag. The 
 content: a PyTorch model by its state dict (names, dtypes, shapes and values), an export by its model files,
 so that a moved or renamed checkpoint still resumes and a retrained one under the same name does not.
 Compared settings are those that change what is written for an image: layout, backend, precision, INT8
-quantization, image sizes, batching across sizes, triplet selection, logit adjustment, image reading, pixel limit, the class and
-predicate names (by content), explanations and drawings. Not compared: the device, the number of processes,
-batch size (equal-size batches are exact), reader threads, runtime threads and the shard size.
+quantization, image sizes, batching across sizes, triplet selection, logit adjustment, image reading, pixel
+limit, the class and predicate names (by content), explanations and drawings. Not compared: the device, the
+number of processes, batch size (equal-size batches are exact), reader threads, runtime threads and the shard
+size.
 """
 
 from __future__ import annotations
