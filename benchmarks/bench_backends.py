@@ -7,6 +7,8 @@ Variants (batch 1, the Visual Genome preset with random weights and random frequ
 random input per size): PyTorch fp32 eager, PyTorch bf16 autocast, PyTorch fp32 under torch.compile, ONNX
 Runtime fp32 and OpenVINO fp32 (and OpenVINO bf16 / fp16 where the CPU has them natively) on the
 exports of `egtr export`, at 600x1000 (the paper's FPS setting) and 800x1333 (the accuracy setting).
+OpenVINO compiles for the input's exact shape, as `egtr predict` does for its first shapes; the
+"openvino fp32 dynamic shapes" variant compiles once for any shape instead, as it does after them.
 Each variant runs in its own subprocess (`--worker`), so its peak process memory (VmHWM: Python, the
 runtime, the weights and the forward together) is its own; it reports the median latency of `--repeats`
 timed forwards after `--warmup` untimed ones (torch.compile compiles during the warm-up: its first
@@ -43,9 +45,12 @@ VARIANTS = {
     "torch fp32 torch.compile": ("torch", "fp32", True),
     "onnxruntime fp32": ("onnxruntime", "fp32", False),
     "openvino fp32": ("openvino", "fp32", False),
+    "openvino fp32 dynamic shapes": ("openvino", "fp32", False),
     "openvino bf16": ("openvino", "bf16", False),
     "openvino fp16": ("openvino", "fp16", False),
 }
+# compiled once for any input shape (static_shapes=0) instead of for the input's exact shape
+DYNAMIC_SHAPES = {"openvino fp32 dynamic shapes"}
 REFERENCE = "torch fp32 eager"
 BASELINE = "baseline fp32 eager"
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -84,10 +89,15 @@ def torch_runner(folder: Path, precision: str, compiled: bool):
     return run
 
 
-def exported_runner(folder: Path, runtime: str, precision: str):
+def exported_runner(folder: Path, runtime: str, precision: str, dynamic_shapes: bool = False):
     from egtr.export.exporter import load_backend
 
-    backend = load_backend(runtime, folder / "export", precision)
+    if dynamic_shapes:
+        from egtr.export.openvino_backend import OpenVinoBackend
+
+        backend = OpenVinoBackend(folder / "export", precision, static_shapes=0)
+    else:
+        backend = load_backend(runtime, folder / "export", precision)
 
     def run(pixels, mask):
         raw = backend.run(pixels, mask)
@@ -108,7 +118,7 @@ def worker(args: argparse.Namespace) -> None:
     if runtime == "torch":
         run = torch_runner(folder, precision, compiled)
     else:
-        run = exported_runner(folder, runtime, precision)
+        run = exported_runner(folder, runtime, precision, args.worker in DYNAMIC_SHAPES)
     load_seconds = time.perf_counter() - started
     pixels, mask = benchmark_input(*SIZES[args.size])
     started = time.perf_counter()

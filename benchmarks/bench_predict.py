@@ -99,7 +99,7 @@ def main() -> None:
                     "batch_size": batch,
                     "images_per_second": summary["images_per_second"],
                 }
-                row.update(seconds=seconds, peak_process_memory_mb=memory, predicted=summary["predicted"])
+                row.update(seconds=seconds, peak_process_memory_mb=memory, predicted=summary["done_now"])
             except RuntimeError as error:
                 row = {"backend": backend, "batch_size": batch, "error": str(error)}
             rows.append(row)

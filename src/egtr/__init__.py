@@ -1,7 +1,7 @@
 """egtr: EGTR scene graph generation (CVPR 2024) in plain PyTorch.
 
-Public API (architecture.md §4): EGTRConfig, EGTR, EGTROutput, load_model, SceneGraphPredictor, SceneGraph,
-and the `egtr.evaluation` package.
+Public API (the README's "Python API"; the data flow between them: architecture.md §4): EGTRConfig, EGTR,
+EGTROutput, load_model, save_model, SceneGraphPredictor, SceneGraph, and the `egtr.evaluation` package.
 """
 
 from __future__ import annotations

@@ -58,9 +58,10 @@ def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
 def iou_plus_one_pixel(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
     """Pairwise IoU [N,M] of xyxy pixel boxes [N,4] and [M,4] with the +1-pixel convention, in float64.
 
-    Reproduces the neural-motifs Cython `bbox_overlaps` used by the VG recall evaluator: widths and heights
-    are `x1 - x0 + 1` for the areas and the intersection, boxes whose +1 intersection width or height is
-    <= 0 do not overlap (IoU 0), union = (area1 + area2) - intersection, same operation order.
+    Reproduces the neural-motifs Cython `bbox_overlaps` used by the VG recall evaluator (the official
+    `lib/fpn/box_intersections_cpu/`, architecture.md §10): widths and heights are `x1 - x0 + 1` for the
+    areas and the intersection, boxes whose +1 intersection width or height is <= 0 do not overlap (IoU 0),
+    union = (area1 + area2) - intersection, same operation order.
     """
     boxes1 = np.asarray(boxes1, dtype=np.float64).reshape(-1, 4)
     boxes2 = np.asarray(boxes2, dtype=np.float64).reshape(-1, 4)
@@ -86,9 +87,10 @@ def iou_plus_one_pixel(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
 def iou_plus_one_intersection(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
     """Pairwise IoU [N,M] of xyxy boxes in float32 with +1 on the intersection only (Open Images AP quirk).
 
-    Reproduces PySGG's `bbox_iou` used by the official Open Images relation AP: intersection sides
-    `clamp(min(x1) - max(x0) + 1, 0)`, areas WITHOUT +1, union = (area1 + area2) - intersection, all in
-    float32. The result can exceed 1 for small boxes; that is the reference behaviour.
+    Reproduces PySGG's `bbox_iou` used by the official Open Images relation AP (in the official
+    `lib/evaluation/ap_eval_rel.py`, architecture.md §10): intersection sides `clamp(min(x1) - max(x0) + 1,
+    0)`, areas WITHOUT +1, union = (area1 + area2) - intersection, all in float32. The result can exceed 1
+    for small boxes; that is the reference behaviour.
     """
     boxes1 = np.asarray(boxes1, dtype=np.float32).reshape(-1, 4)
     boxes2 = np.asarray(boxes2, dtype=np.float32).reshape(-1, 4)

@@ -1,8 +1,8 @@
 """EGTRConfig: every architecture and objective setting, with the official defaults.
 
-Defaults reproduce the official EGTR (Deformable DETR hub config + EGTR extras, architecture.md §5.2, §5.3,
-§5.5).
-Presets: `EGTRConfig.visual_genome()`, `.open_images()`, `.small()` (fast CPU config for tests/demo).
+Defaults reproduce the official EGTR: the Deformable DETR hub config plus the EGTR extras (architecture.md
+§5.1 to §5.5). Presets: `EGTRConfig.visual_genome()`, `.open_images()`, `.small()` (a fast CPU config for
+the tests and the demo).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Writing finished work atomically (a temporary file beside the target, then a rename), and reading small
 text files with a size bound.
 
-A crash or a kill leaves either the old file or the new one, never half a file.
+A crash or a kill leaves either the old file or the new one, never half a file. With `durable=True` the data
+reach the disk before the rename and the rename reaches it before the call returns (fsync of the file, then
+of its folder), so that a power cut leaves the old file or the whole new one, too.
 """
 
 from __future__ import annotations
@@ -13,24 +15,44 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call `write(stream)` on a temporary binary file beside `path`, then rename it to `path`."""
+def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any], durable: bool = False) -> Path:
+    """Call `write(stream)` on a temporary binary file beside `path`, then rename it to `path` (`durable`:
+    fsync the file before the rename and the folder after it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
+            if durable:
+                stream.flush()
+                os.fsync(stream.fileno())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+    if durable:
+        sync_folder(path.parent)
     return path
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    """Write `text` (UTF-8) to `path` atomically."""
-    return write_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
+def write_text(path: str | Path, text: str, durable: bool = False) -> Path:
+    """Write `text` (UTF-8) to `path` atomically (`durable`: see `write_atomically`)."""
+    return write_atomically(path, lambda stream: stream.write(text.encode("utf-8")), durable)
+
+
+def sync_folder(folder: str | Path) -> None:
+    """fsync a folder, so that the renames and removals in it survive a power cut (where the system can)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # a system that cannot open folders (Windows) orders renames itself
+        return
+    try:
+        os.fsync(handle)
+    except OSError:  # file systems that do not sync folders
+        pass
+    finally:
+        os.close(handle)
 
 
 def read_small_text(path: str | Path, limit: int) -> str:

@@ -1,4 +1,5 @@
-"""What the machine has: CPU model and instruction-set flags, native reduced-precision support, GPU name.
+"""What the machine has: CPU model and instruction-set flags, native reduced-precision and int8 support,
+GPU name.
 
 Benchmarks print `describe()` so that every number names the machine it was measured on, and the
 precision switches use `native_bf16()` / `native_fp16()` to say when a CPU would emulate a dtype (bf16
@@ -11,13 +12,16 @@ import functools
 import os
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 # x86 flags (Linux /proc/cpuinfo names) that give native arithmetic in a reduced precision
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 FP16_FLAGS = ("amx_fp16", "avx512_fp16")
-REPORTED_FLAGS = ("avx2", "fma", "avx512f", *BF16_FLAGS, *FP16_FLAGS, "amx_tile", "avx_vnni")
+INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")  # int8 dot products (VNNI) or int8 tiles (AMX)
+REPORTED_FLAGS = ("avx2", "fma", "avx512f", *BF16_FLAGS, *FP16_FLAGS, *INT8_FLAGS, "amx_tile")
 
 
 @functools.cache
@@ -58,8 +62,17 @@ def native_fp16() -> bool:
     return any(flag in flags for flag in FP16_FLAGS) or "asimdhp" in flags
 
 
+def native_int8() -> bool:
+    """True when the CPU has int8 dot-product instructions (AVX512-VNNI / AVX-VNNI / AMX-INT8 on x86,
+    the dot-product extension on ARM): what INT8 models need to run faster than float32."""
+    flags = cpu_flags()
+    return any(flag in flags for flag in INT8_FLAGS) or "asimddp" in flags
+
+
 def describe(device: str | torch.device = "cpu") -> str:
     """One line naming the machine: CPU model, cores, relevant flags and torch threads (and the GPU)."""
+    import torch
+
     flags = cpu_flags()
     shown = [flag for flag in REPORTED_FLAGS if flag in flags]
     line = (

@@ -5,7 +5,9 @@ tensor dies, so the next forward pass touches new pages again: about 100,000-250
 Visual Genome forward at 600x1000, roughly 8% of its CPU time. `keep_freed_memory()` makes freed blocks
 stay in the heap for reuse (the resident size then stays at its peak, which it reached anyway);
 `release_freed_memory()` does the opposite, so that the resident size follows the live tensors, which is
-what a memory measurement needs. Both are no-ops where the C library is not glibc.
+what a memory measurement needs; `trim_freed_memory()` returns what is free now, once (the server does so
+after decoding a large image, so that the next one, decoded on another thread, does not add to it). All
+are no-ops where the C library is not glibc.
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ def keep_freed_memory() -> bool:
     if libc is None:
         return False
     return bool(libc.mallopt(M_MMAP_THRESHOLD, KEEP_BYTES) and libc.mallopt(M_TRIM_THRESHOLD, KEEP_BYTES))
+
+
+def trim_freed_memory() -> bool:
+    """Return the heap's free memory to the system now (all threads' arenas); True where applied."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
 
 
 def release_freed_memory() -> bool:

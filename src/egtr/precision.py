@@ -8,13 +8,14 @@ because the CPU emulates the dtype. Multi-scale deformable attention always comp
 from __future__ import annotations
 
 import contextlib
-
-import torch
+from typing import TYPE_CHECKING
 
 from egtr.hardware import native_bf16, native_fp16
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+if TYPE_CHECKING:
+    import torch
+
+PRECISIONS = ("fp32", "bf16", "fp16")  # torch is imported only when a precision is used: --help needs none
 
 
 def check_precision(precision: str) -> str:
@@ -28,11 +29,23 @@ def autocast(device: str | torch.device, precision: str) -> contextlib.AbstractC
     check_precision(precision)
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=DTYPES[precision])
+    import torch
+
+    return torch.autocast(torch.device(device).type, dtype=torch_dtype(precision))
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of a precision name."""
+    import torch
+
+    check_precision(precision)
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def precision_note(device: str | torch.device, precision: str) -> str | None:
     """A warning when `precision` on `device` is emulated (slower than fp32), else None."""
+    import torch
+
     check_precision(precision)
     device = torch.device(device)
     if precision == "fp32" or device.type != "cpu":

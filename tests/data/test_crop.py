@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 from egtr.data.transforms import (
-    DETECTOR_CROP,
     Compose,
     RandomSelect,
     RandomSizeCrop,
@@ -19,6 +18,7 @@ from egtr.data.transforms import (
     train_transform,
 )
 from egtr.engine.settings import preset
+from egtr.sizes import DETECTOR_CROP
 
 
 def target(boxes, labels, relations, width, height):

@@ -40,7 +40,7 @@ def test_default_transform_only_normalizes(tmp_path, layouts):
     record = SceneGraphRecord("a", path, 20, 10, [[-3, 2, 25, 8]], [1], [])
     item = SceneGraphDataset([record])[0]
     assert torch.equal(item["pixel_values"], normalize_image(Image.open(path)))
-    # boxes are clipped to the image, as the official (HF) preparation does
+    # boxes are clipped to the image, as the official (Hugging Face DetrFeatureExtractor) preparation does
     torch.testing.assert_close(item["target"]["boxes"], torch.tensor([[0.5, 0.5, 1.0, 0.6]]))
 
 

@@ -4,7 +4,9 @@ They follow the structure of the reference code: neural-motifs `evaluate_from_di
 `_compute_pred_matches` with the Cython +1-pixel `bbox_overlaps`, one evaluator per predicate for mR
 (`calculate_mR_from_evaluator_list`), Scene-Graph-Benchmark zero-shot recall, and PySGG's
 `eval_rel_results` / `prepare_mAP_dets` / `ap_eval` / `get_ap` for Open Images. Ties are broken by
-position (stable sorts), as the vectorized code documents.
+position (stable sorts), as the vectorized code documents. The reference code is the copy the official
+EGTR runs (`lib/evaluation/sg_eval.py`, `oi_eval.py`, `ap_eval_rel.py`); repositories and commits are in
+architecture.md §10.
 """
 
 from __future__ import annotations

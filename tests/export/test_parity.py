@@ -113,7 +113,7 @@ def test_an_image_with_no_confident_object(tiny_export, edge_images, runtime):
 
 
 def test_precisions_other_than_fp32_are_refused_or_native(small_export):
-    with pytest.raises(ValueError, match="fp32 graph only"):
+    with pytest.raises(ValueError, match="runs fp32 only"):
         small_export.backend("onnxruntime", precision="bf16")
     for precision in ("bf16", "fp16"):
         if precision in supported_precisions():

@@ -1,5 +1,7 @@
-"""The official post-processing rules (architecture.md §5.6, `train_egtr.py:evaluate_batch`) written out
-slowly."""
+"""The official post-processing rules, written out slowly.
+
+architecture.md §5.6 states them; the official code is `train_egtr.py:evaluate_batch` (architecture.md §10).
+"""
 
 import itertools
 

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -58,25 +59,25 @@ def test_folder_with_bad_files_reports_each_and_predicts_the_rest(checkpoint, ph
     ):
         assert f"egtr predict: {photo_folder / name}: {reason}" in stderr
     assert f"note: {photo_folder}: skipped 1 file(s) that are not images" in stderr
-    assert "3 of 6 images predicted, 3 failed" in stdout
+    assert "3 of 6 images predicted, 3 unreadable" in stdout
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert written == ["rotated.json", "street.json", "sub/gray.json", "summary.json"]
+    assert written == [".lock", "rotated.json", "run.json", "street.json", "sub/gray.json", "summary.json"]
     rotated = json.loads((out / "rotated.json").read_text())
     check_schema(rotated)
     assert (rotated["width"], rotated["height"]) == (64, 40)  # pixels as stored, as officially
     assert len(rotated["triplets"]) == 7
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["predicted"] == 3 and len(summary["failed"]) == 3
+    assert summary["done_now"] == 3 and len(summary["unreadable"]) == 3
     assert summary["settings"]["exif_orientation"] is False
     assert summary["settings"]["image_conversion"] == "official"
     assert summary["settings"]["logit_adjustment"] is False
-    assert {f["image"] for f in summary["failed"]} == {
+    assert {f["image"] for f in summary["unreadable"]} == {
         str(photo_folder / n) for n in ("corrupt.jpg", "empty.png", "huge.png")
     }
     assert summary["settings"]["graph_constraint"] is True and summary["settings"]["top_k"] == 7
 
 
-def test_jsonl_drawings_explanations_and_options(checkpoint, photo_folder, tmp_path, capsys):
+def test_drawings_explanations_and_options(checkpoint, photo_folder, tmp_path, capsys):
     for bad in ("corrupt.jpg", "empty.png", "huge.png"):
         (photo_folder / bad).unlink()
     names = tmp_path / "names.json"
@@ -85,24 +86,15 @@ def test_jsonl_drawings_explanations_and_options(checkpoint, photo_folder, tmp_p
     )
     out = tmp_path / "out"
     arguments = ["--checkpoint", checkpoint, photo_folder / "street.jpg", photo_folder / "sub", "--out", out]
-    options = [
-        "--jsonl",
-        "--draw",
-        "--explain",
-        "--explain-rank",
-        2,
-        "--no-graph-constraint",
-        "--dedup-iou",
-        0.5,
-    ]
+    options = ["--draw", "--explain", "--explain-rank", 2, "--no-graph-constraint", "--dedup-iou", 0.5]
     code, stdout, stderr = run_cli(
         capsys, *arguments, *options, "--names", names, "--layout", "spring", "--json", *FAST
     )
     assert code == 0, stderr
     summary = json.loads(stdout)
-    assert summary["predicted"] == 2 and summary["failed"] == []
+    assert summary["done_now"] == 2 and summary["unreadable"] == []
     assert summary["settings"]["names"] == str(names) and summary["settings"]["dedup_iou"] == 0.5
-    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    lines = [json.loads((out / name).read_text()) for name in ("street.json", "gray.json")]
     assert [line["image"] for line in lines] == [
         str(photo_folder / "street.jpg"),
         str(photo_folder / "sub" / "gray.png"),
@@ -111,15 +103,31 @@ def test_jsonl_drawings_explanations_and_options(checkpoint, photo_folder, tmp_p
         check_schema(line)
         assert all(o["name"].startswith("obj") for o in line["objects"])
         assert line["explain"]["rank"] == 2 and line["explain"]["predicate"].startswith("rel")
-        pairs = [(t["subject"], t["object"], t["predicate"]) for t in line["triplets"]]
+        pairs = [(t["subject"], t["predicate"], t["object"]) for t in line["triplets"]]
         assert len(pairs) == len(set(pairs))  # de-duplicated
     for name in ("street.png", "street.explain.png", "gray.png", "gray.explain.png"):
         with Image.open(out / name) as image:
             assert image.format == "PNG" and image.width > 300
-    assert {entry["drawing"] for entry in summary["outputs"]} == {
-        str(out / "street.png"),
-        str(out / "gray.png"),
-    }
+    code, _, stderr = run_cli(capsys, *arguments, "--jsonl", "--draw", *FAST)
+    assert code == 2 and "--draw and --explain write files per image" in stderr
+
+
+def test_jsonl_shards_hold_the_json_of_each_image(checkpoint, photo_folder, tmp_path, capsys):
+    for bad in ("corrupt.jpg", "empty.png", "huge.png"):
+        (photo_folder / bad).unlink()
+    arguments = ["--checkpoint", checkpoint, photo_folder, "--top-k", 4, *FAST]
+    assert run_cli(capsys, *arguments, "--out", tmp_path / "json")[0] == 0
+    code, stdout, stderr = run_cli(
+        capsys, *arguments, "--out", tmp_path / "jsonl", "--jsonl", "--shard-size", 2
+    )
+    assert code == 0, stderr
+    assert "3 of 3 images predicted" in stdout
+    shards = sorted((tmp_path / "jsonl" / "shards").iterdir())
+    assert [shard.name for shard in shards] == ["r00000-000001.jsonl", "r00000-000002.jsonl"]
+    lines = [json.loads(line) for shard in shards for line in shard.read_text().splitlines()]
+    for line in lines:
+        name = Path(line["image"]).relative_to(photo_folder).with_suffix(".json")
+        assert line == json.loads((tmp_path / "json" / name).read_text())
 
 
 def test_exif_turns_photos_upright_on_request(checkpoint, photo_folder, tmp_path, capsys):

@@ -12,7 +12,8 @@ from egtr.boxes import cxcywh_to_xyxy
 from egtr.checkpoints import load_model, save_model
 from egtr.data.images import ImageReadError, load_rgb
 from egtr.data.transforms import eval_transform
-from egtr.inference.backend import TorchBackend, resolve_device
+from egtr.devices import resolve_device
+from egtr.inference.backend import TorchBackend
 from egtr.inference.names import packaged_visual_genome_names
 
 from .conftest import FAST, random_pixels, small_model, write_rgb

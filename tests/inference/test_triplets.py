@@ -1,5 +1,7 @@
-"""Triplet selection against slow references of the official rules (architecture.md §5.6), de-duplication
-included."""
+"""Triplet selection, de-duplication included, against slow references of the official rules.
+
+architecture.md §5.6 states the rules.
+"""
 
 import numpy as np
 import pytest

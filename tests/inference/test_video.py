@@ -159,7 +159,7 @@ def test_predict_a_clip_writes_jsonl_and_a_readable_mp4(checkpoint, clip, tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     (video,) = summary["videos"]
     assert (video["frames_decoded"], video["frames_predicted"], video["frames_skipped"]) == (FRAMES, 10, 0)
-    assert video["drawing"] == str(out / "clip.mp4") and summary["failed"] == []
+    assert video["drawing"] == str(out / "clip.mp4") and summary["failed_videos"] == []
     assert "10 frames of 1 video(s)" in stdout
 
 
@@ -175,8 +175,8 @@ def test_a_corrupt_clip_is_predicted_around_the_damage_with_exit_code_1(
     (video,) = summary["videos"]
     lines = (out / f"{video['jsonl'].split('/')[-1]}").read_text().splitlines()
     assert video["frames_skipped"] >= 1 and len(lines) == video["frames_predicted"] == video["frames_decoded"]
-    assert [failure["video"] for failure in summary["failed"]] == [str(corrupt_clip)]
-    assert summary["predicted"] == 1 and (out / "broken.json").is_file()
+    assert [failure["video"] for failure in summary["failed_videos"]] == [str(corrupt_clip)]
+    assert summary["done_now"] == 1 and (out / "broken.json").is_file()
     assert {video["jsonl"].split("/")[-1], "broken.json"} <= {path.name for path in out.iterdir()}
 
 

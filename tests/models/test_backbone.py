@@ -1,9 +1,13 @@
 """ResNet with torchvision parameter names; ImageNet weights load strictly."""
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from egtr.models.backbone import FrozenBatchNorm2d, ResNet, load_backbone_weights
+from egtr.models.backbone import FrozenBatchNorm2d, ResNet, conv2d, load_backbone_weights
 from tests.numerics import assert_close_to_scale
 
 
@@ -126,7 +130,7 @@ def unfused_forward(resnet: ResNet, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize(
-    "depth, norm, freeze_downsample, training",
+    "depth, norm, freeze_downsample_batchnorm, training",
     [
         (50, "frozen", False, False),
         (18, "frozen", True, True),
@@ -134,13 +138,15 @@ def unfused_forward(resnet: ResNet, x: torch.Tensor) -> list[torch.Tensor]:
         (18, "batch", False, False),
     ],
 )
-def test_folded_norms_equal_the_unfused_forward_with_gradients(depth, norm, freeze_downsample, training):
+def test_folded_norms_equal_the_unfused_forward_with_gradients(
+    depth, norm, freeze_downsample_batchnorm, training
+):
     """Frozen norms (and batch norms in eval mode) folded into their convolutions give the same features and
     the same gradients for every trainable parameter as the norm applied after the convolution."""
     torch.manual_seed(0)
-    resnet = ResNet(depth, norm, freeze_downsample, frozen_stages=1)
+    resnet = ResNet(depth, norm, freeze_downsample_batchnorm, frozen_stages=1)
     randomize_norms(resnet)
-    reference = ResNet(depth, norm, freeze_downsample, frozen_stages=1)
+    reference = ResNet(depth, norm, freeze_downsample_batchnorm, frozen_stages=1)
     reference.load_state_dict(resnet.state_dict())
     resnet.train(training)
     reference.train(training)
@@ -157,3 +163,34 @@ def test_folded_norms_equal_the_unfused_forward_with_gradients(depth, norm, free
     if training and norm == "batch":  # batch statistics were used and the running ones updated alike
         for name, buffer in resnet.named_buffers():
             torch.testing.assert_close(buffer, reference.get_buffer(name), msg=name)
+
+
+def nan_followed(shape: tuple[int, ...]) -> torch.Tensor:
+    """A bf16 tensor of `shape` whose memory is followed by NaN (what a kernel reading past it sees)."""
+    count = math.prod(shape)
+    buffer = torch.full((count + (1 << 15),), float("nan"), dtype=torch.bfloat16)
+    buffer[:count] = torch.randn(count, generator=torch.Generator().manual_seed(0)).bfloat16()
+    return buffer[:count].view(shape)
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_bf16_stride_two_convolutions_of_maps_two_pixels_wide_are_exact(width):
+    """oneDNN's AMX bf16 kernel reads past a stride-2 input at most 2 pixels wide (NaN or garbage in the
+    output, on AMX CPUs); `conv2d` convolves such maps in float32, with the bf16 output autocast expects."""
+    conv = nn.Conv2d(256, 512, 3, 2, 1, bias=False)
+    x = nan_followed((1, 256, 7, width))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        output = conv2d(x, conv.weight, None, conv)
+    expected = F.conv2d(x.float(), conv.weight, None, 2, 1)
+    assert output.dtype == torch.bfloat16 and torch.isfinite(output).all()
+    torch.testing.assert_close(output.float(), expected, rtol=1e-2, atol=1e-2)
+
+
+def test_other_convolutions_keep_their_path():
+    """Wider maps stay in bf16 under autocast; float32 convolutions are plain F.conv2d, narrow or not."""
+    conv = nn.Conv2d(8, 16, 3, 2, 1)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert conv2d(torch.randn(1, 8, 6, 6), conv.weight, conv.bias, conv).dtype == torch.bfloat16
+    narrow = torch.randn(1, 8, 6, 2)
+    with torch.no_grad():
+        assert torch.equal(conv2d(narrow, conv.weight, conv.bias, conv), conv(narrow))

@@ -41,7 +41,7 @@ def predictor() -> SceneGraphPredictor:
 
 
 def client_for(predictor, limits: ServerLimits = LIMITS) -> TestClient:
-    return TestClient(create_app(predictor, limits, model_name="small-random"))
+    return TestClient(create_app(predictor, limits, model_name="small-random"), base_url="http://127.0.0.1")
 
 
 @pytest.fixture
@@ -50,19 +50,27 @@ def client(predictor):
         yield test_client
 
 
+def until_closed(connection) -> bytes:
+    """Everything the server sends on a socket until it closes the connection."""
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    return received
+
+
 class LiveServer:
-    """uvicorn serving `app` on 127.0.0.1 from a thread of this process (browser and socket tests)."""
+    """uvicorn serving `app` on 127.0.0.1 from a thread of this process, configured as `egtr serve` runs it
+    (browser and socket tests)."""
 
     def __init__(self, app) -> None:
         import uvicorn
+        from benchmarks.serve_load import free_port
 
-        from egtr.serve.load import free_port
+        from egtr.serve.server import config
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
+        self.server = uvicorn.Server(config(app, "127.0.0.1", self.port))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:

@@ -12,13 +12,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from benchmarks.serve_load import ServerProcess, get_json, run_clients
 from PIL import Image
 
 from egtr import EGTRConfig
 from egtr.checkpoints import save_model
 from egtr.cli import main
 from egtr.models.egtr import EGTR
-from egtr.serve.load import ServerProcess, get_json, run_clients
 
 REQUESTS, CLIENTS, WARM_UP = 200, 16, 64
 RSS_GROWTH_LIMIT = 48 * 2**20

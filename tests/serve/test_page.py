@@ -48,6 +48,18 @@ def artifacts() -> Path:
     return folder
 
 
+def record_outside_requests(page, server, elsewhere: list) -> None:
+    """Append to `elsewhere` every URL the page requests from anything but the test server."""
+    page.on(
+        "request",
+        lambda request: (
+            urlparse(request.url).netloc != f"127.0.0.1:{server.port}"
+            and not request.url.startswith(("data:", "blob:"))
+            and elsewhere.append(request.url)
+        ),
+    )
+
+
 @pytest.fixture(scope="module")
 def server(predictor):
     with LiveServer(client_for(predictor).app) as live:
@@ -73,14 +85,7 @@ def test_upload_table_hover_highlight_and_download(server, tmp_path):
             page = context.new_page()
             errors = []
             page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on(
-                "request",
-                lambda request: (
-                    urlparse(request.url).netloc != f"127.0.0.1:{server.port}"
-                    and not request.url.startswith(("data:", "blob:"))
-                    and elsewhere.append(request.url)
-                ),
-            )
+            record_outside_requests(page, server, elsewhere)
             page.goto(f"{server.url}/")
             page.wait_for_function("document.querySelector('#model').textContent.includes('small-random')")
 
@@ -132,6 +137,28 @@ def test_upload_table_hover_highlight_and_download(server, tmp_path):
             assert saved["image"] == "street.png"  # the page uploads the file with its name
             assert len(saved["triplets"]) == 100 and saved["width"] == 96
             assert errors == []
+        finally:
+            context.close()
+    assert elsewhere == []
+
+
+@pytest.mark.slow
+def test_the_api_docs_render_offline(server, tmp_path):
+    """Swagger UI comes from the server: the page renders the operations, and the browser asks nothing of
+    any other host."""
+    from playwright.sync_api import sync_playwright
+
+    elsewhere = []
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=chromium(), args=CHROMIUM_FLAGS, headless=True
+        )
+        try:
+            page = context.new_page()
+            record_outside_requests(page, server, elsewhere)
+            page.goto(f"{server.url}/docs")
+            page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+            assert "scene-graph" in page.content()
         finally:
             context.close()
     assert elsewhere == []

@@ -1,7 +1,7 @@
 """Slow, obviously-correct relation and connectivity losses that follow the official code literally.
 
-Python loops over every entry of each image after the official reordering; used as the reference for the
-vectorized query-space implementation.
+Python loops over every entry of each image after the official reordering (the criterion of the official
+`model/egtr.py`, architecture.md §10); used as the reference for the vectorized query-space implementation.
 """
 
 from __future__ import annotations

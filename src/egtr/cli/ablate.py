@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from egtr.cli.errors import CommandError
+from egtr.cli.options import add_device_argument
 from egtr.engine.settings import DATASETS
 
 DEFAULT_OUT = Path("egtr-output/studies")
@@ -80,8 +81,8 @@ def add_parser(subparsers, parents) -> None:
         help="JSON object of training-settings overrides for every run, with a 'model' object for config "
         "overrides shared by all variants (default: none)",
     )
-    parser.add_argument(
-        "--device", help="cpu, gpu or auto (default: the preset's: cpu on the synthetic world)"
+    add_device_argument(
+        parser, training=True, default=None, default_text="the preset's: cpu on the synthetic world"
     )
     parser.add_argument(
         "--parallel",
@@ -113,6 +114,7 @@ def read_settings_file(path: Path) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from egtr import __version__
+    from egtr.devices import uses_cuda
     from egtr.hardware import describe
     from egtr.studies.results import write_results
     from egtr.studies.runner import AblateOptions, plan_study, run_study
@@ -164,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         "minutes of this invocation": _rounded(outcome.minutes),
         "runs skipped as finished earlier": outcome.skipped,
         "parallel": args.parallel,
-        "machine": describe(_torch_device(plan.runs[0].settings.accelerator)),
+        "machine": describe("cuda" if uses_cuda(plan.runs[0].settings.accelerator) else "cpu"),
         "egtr version": __version__,
     }
     json_path, markdown_path, figure_path = write_results(out, plan.study, outcome.records, context)
@@ -176,12 +178,6 @@ def run(args: argparse.Namespace) -> int:
     for failure in outcome.failures:
         print(f"failed: {failure}", file=sys.stderr)
     return 1 if outcome.failures else 0
-
-
-def _torch_device(accelerator: str) -> str:
-    import torch
-
-    return "cuda" if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
 
 
 def _rounded(minutes: float | None) -> float | None:

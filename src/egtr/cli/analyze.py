@@ -6,10 +6,19 @@ import argparse
 import json
 from pathlib import Path
 
+from egtr.cli.datasets import (
+    add_protocol_argument,
+    add_split_argument,
+    check_fits,
+    load_split,
+    resolve_protocol,
+)
 from egtr.cli.errors import CommandError
+from egtr.cli.options import add_checkpoint_argument, add_device_argument, add_size_arguments
+from egtr.sizes import EVAL_MAX_SIZE, EVAL_SIZE
+from egtr.studies.synthetic import IMAGE_SIZE
 
 DEFAULT_OUT = Path("egtr-output/analyze")
-SPLITS = ("train", "val", "test")
 
 
 def add_parser(subparsers, parents) -> None:
@@ -29,31 +38,28 @@ def add_parser(subparsers, parents) -> None:
         "predicates; and where each ground-truth triplet fails (object missed, wrong predicate, ranked "
         "too low). Writes OUT/analysis.json, OUT/analysis.md and PNG figures.",
     )
-    parser.add_argument(
-        "--checkpoint", required=True, metavar="PATH", help="a model that egtr.load_model reads"
-    )
+    add_checkpoint_argument(parser, required=True)
     parser.add_argument(
         "--data",
         type=Path,
         help="dataset folder in any supported layout (default: the demo's synthetic world, written to "
         "OUT/data: the held-out images of a model trained by egtr demo)",
     )
-    parser.add_argument("--split", default="test", choices=SPLITS, help="split to analyse (default: test)")
+    add_split_argument(parser, "analyse")
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"report folder (default: {DEFAULT_OUT})"
     )
-    parser.add_argument(
-        "--size",
-        type=int,
-        help="shorter image side (default: 800, or the synthetic world's 128 without --data)",
-    )
-    parser.add_argument(
-        "--max-size", type=int, help="longer side limit (default: 1333, or 256 without --data)"
+    add_size_arguments(
+        parser,
+        (
+            f"{EVAL_SIZE}, or the synthetic world's {IMAGE_SIZE} without --data",
+            f"{EVAL_MAX_SIZE}, or {2 * IMAGE_SIZE} without --data",
+        ),
     )
     parser.add_argument(
         "--batch-size", type=int, default=defaults.batch_size, help="images per forward pass (default: 1)"
     )
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    add_device_argument(parser)
     parser.add_argument("--workers", type=int, default=0, help="data loader workers (default: 0)")
     parser.add_argument(
         "--max-images", type=int, help="analyse only the first N images of the split (default: all)"
@@ -76,12 +82,7 @@ def add_parser(subparsers, parents) -> None:
         default=defaults.top_k,
         help=f"K of the per-predicate recall and of the failure analysis (default: {defaults.top_k})",
     )
-    parser.add_argument(
-        "--protocol",
-        default="auto",
-        choices=("auto", "vg", "oi"),
-        help="evaluation protocol; auto: oi for the open-images layout, else vg (default: auto)",
-    )
+    add_protocol_argument(parser)
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the pair sampling and probe split (default: 0)"
     )
@@ -92,19 +93,20 @@ def add_parser(subparsers, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from egtr.cli.benchmark import resolve_device
-    from egtr.cli.evaluate import load_model_for, load_split, resolve_protocol
+    from egtr.checkpoints import load_model
+    from egtr.devices import resolve_device
     from egtr.studies.analysis import AnalysisOptions, analyze_split
     from egtr.studies.analysis_report import write_analysis
-    from egtr.studies.synthetic import IMAGE_SIZE, ensure_synthetic_data
+    from egtr.studies.synthetic import ensure_synthetic_data
 
     for name in ("batch_size", "top_k", "probe_images", "max_unrelated_per_image"):
         if getattr(args, name) < (0 if name in ("probe_images", "max_unrelated_per_image") else 1):
             raise CommandError(f"--{name.replace('_', '-')} is too small: {getattr(args, name)}")
-    default_size = (800, 1333) if args.data else (IMAGE_SIZE, 2 * IMAGE_SIZE)
+    default_size = (EVAL_SIZE, EVAL_MAX_SIZE) if args.data else (IMAGE_SIZE, 2 * IMAGE_SIZE)
     data = args.data or ensure_synthetic_data(args.out / "data")
     split = load_split(data, args.split)
-    model = load_model_for(args.checkpoint, split)
+    model = load_model(args.checkpoint)
+    check_fits(model.config, split, args.checkpoint)
     protocol = resolve_protocol(args.protocol, split)
     options = AnalysisOptions(
         size=args.size or default_size[0],

@@ -7,9 +7,14 @@ import json
 import sys
 
 from egtr.cli.errors import CommandError
-from egtr.cli.model_options import add_model_arguments, model_from_args
-
-PRECISIONS = ("fp32", "bf16", "fp16")  # egtr.precision.PRECISIONS, without importing torch for --help
+from egtr.cli.options import (
+    add_device_argument,
+    add_model_arguments,
+    add_precision_argument,
+    add_threads_argument,
+    model_from_args,
+    set_threads,
+)
 
 
 def add_parser(subparsers, parents) -> None:
@@ -31,14 +36,8 @@ def add_parser(subparsers, parents) -> None:
         help="input height and width (default: 600 1000, the paper's FPS setting)",
     )
     parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    parser.add_argument(
-        "--precision",
-        default="fp32",
-        choices=PRECISIONS,
-        help="fp32, or bf16/fp16 autocast; a CPU without native bf16/fp16 emulates them slowly, which the "
-        "output notes (default: fp32)",
-    )
+    add_device_argument(parser)
+    add_precision_argument(parser, exports=False)
     parser.add_argument(
         "--compile", action="store_true", help="run the forward through torch.compile (default: off)"
     )
@@ -55,33 +54,22 @@ def add_parser(subparsers, parents) -> None:
     parser.add_argument(
         "--training-batch-size", type=int, default=4, help="images per training step (default: 4)"
     )
-    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
+    add_threads_argument(parser)
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON (default: off)")
     parser.set_defaults(func=run)
 
 
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CommandError(f"--device {name}: CUDA is not available on this machine")
-    return name
-
-
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from egtr.benchmark import benchmark_model, benchmark_training_step
+    from egtr.devices import resolve_device
     from egtr.hardware import describe
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     height, width = args.size
     if min(height, width, args.batch_size, args.repeats, args.training_batch_size) < 1:
         raise CommandError("--size, --batch-size, --training-batch-size and --repeats must be positive")
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))
     model = model_from_args(args)
     result = benchmark_model(
         model, height, width, args.batch_size, device, args.precision, args.warmup, args.repeats, args.compile

@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 from egtr.cli.errors import CommandError
+from egtr.cli.options import DEMO_OUT, add_device_argument
 from egtr.data.synthetic.demo_world import DEFAULT_IMAGES, IMAGE_SIZE
 from egtr.engine.demo import DEMO_BATCH_SIZE, DEMO_STEPS
 
-DEFAULT_OUT = Path("egtr-output/demo")
+DEFAULT_OUT = DEMO_OUT
 HEADLINE = ("AP50", "R@20", "R@50", "R@100", "mR@20", "mR@50", "mR@100")
 
 
@@ -46,7 +47,7 @@ def add_parser(subparsers, parents) -> None:
         help="train for this many minutes instead of --steps, the learning-rate schedule spread over the "
         "time (not bit-reproducible: depends on the machine's speed) (default: off)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, gpu or auto (default: cpu)")
+    add_device_argument(parser, training=True, default="cpu")
     parser.add_argument(
         "--batch-size",
         type=int,

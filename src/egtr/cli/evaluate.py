@@ -9,14 +9,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from egtr.cli.benchmark import PRECISIONS
+from egtr.cli.datasets import (
+    SPLITS,
+    add_protocol_argument,
+    add_split_argument,
+    check_fits,
+    load_split,
+    optional_split,
+    resolve_protocol,
+)
 from egtr.cli.errors import CommandError
-from egtr.cli.inference_options import add_inference_arguments
+from egtr.cli.options import (
+    add_backend_arguments,
+    add_batching_arguments,
+    add_checkpoint_argument,
+    add_device_argument,
+    add_logit_adjustment_arguments,
+    add_reading_arguments,
+    add_size_arguments,
+    build_backend,
+    build_predictor,
+    inference_settings,
+)
 
-SPLITS = ("train", "val", "test")
 DEFAULT_OUT = Path("egtr-output/evaluate")
 
 
@@ -35,22 +53,15 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", metavar="PATH", help="a model that egtr.load_model accepts")
+    add_checkpoint_argument(source, backends=True, default_text=None)
     source.add_argument("--predictions", metavar="FILE", type=Path, help="saved predictions .npz")
     model = parser.add_argument_group("with --checkpoint")
-    model.add_argument("--size", type=int, default=800, help="shorter image side (default: 800)")
-    model.add_argument("--max-size", type=int, default=1333, help="longer side limit (default: 1333)")
-    model.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
-    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    model.add_argument("--workers", type=int, default=2, help="data loader workers (default: 2)")
-    add_inference_arguments(model)
-    model.add_argument(
-        "--precision",
-        default="fp32",
-        choices=PRECISIONS,
-        help="fp32, or bf16/fp16 autocast for the model (a CPU without native support emulates them slowly; "
-        "a note says so) (default: fp32)",
-    )
+    add_backend_arguments(model)
+    add_size_arguments(model)
+    add_batching_arguments(model)
+    add_device_argument(model)
+    add_logit_adjustment_arguments(model)
+    add_reading_arguments(model)
     model.add_argument(
         "--save-predictions",
         metavar="FILE",
@@ -60,16 +71,8 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     parser.add_argument(
         "--data", metavar="DIR", type=Path, required=True, help="dataset directory (required)"
     )
-    parser.add_argument(
-        "--split", default="test", choices=SPLITS, help="split to evaluate (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--protocol",
-        default="auto",
-        choices=("auto", "vg", "oi"),
-        help="vg (Visual Genome recall) or oi (Open Images); auto: oi for the open-images layout, else vg "
-        "(default: %(default)s)",
-    )
+    add_split_argument(parser, "evaluate")
+    add_protocol_argument(parser)
     parser.add_argument(
         "--recall-k",
         type=int,
@@ -129,7 +132,7 @@ def evaluate_predictions(
     protocol = resolve_protocol(args.protocol, split)
     seen_triplets, zero_shot_split = None, None
     if protocol == "vg" and args.zero_shot_split != "none":
-        seen_split = _optional_split(split.root, args.zero_shot_split)
+        seen_split = optional_split(split.root, args.zero_shot_split)
         if seen_split is None:
             print(
                 f"note: {split.root} has no {args.zero_shot_split} split: zR@K not computed", file=sys.stderr
@@ -177,80 +180,41 @@ def evaluate_predictions(
 
 
 def _evaluate_checkpoint(split, args: argparse.Namespace) -> int:
-    from egtr.cli.benchmark import resolve_device
-    from egtr.cli.inference_options import apply_logit_adjustment, image_reading, inference_settings
-    from egtr.engine.predict_split import predict_records
     from egtr.evaluation import write_predictions
     from egtr.inference.postprocess import PostprocessOptions
-    from egtr.precision import precision_note
 
-    model = load_model_for(args.checkpoint, split)
-    apply_logit_adjustment(model, args)
-    protocol = resolve_protocol(args.protocol, split)
-    device = resolve_device(args.device)
-    note = precision_note(device, args.precision)
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-    predictions = list(
-        predict_records(
-            model,
-            split.records,
-            PostprocessOptions.for_protocol(protocol),
-            args.size,
-            args.max_size,
-            args.batch_size,
-            device,
-            args.workers,
-            image_reading(args),
-            args.precision,
-        )
-    )
+    backend = build_backend(args, args.checkpoint)
+    check_fits(backend.config, split, args.checkpoint)
+    predictor = build_predictor(args, backend)
+    options = PostprocessOptions.for_protocol(resolve_protocol(args.protocol, split))
+    predictions = list(split_predictions(predictor, split.records, options))
     if args.save_predictions:
         write_predictions(args.save_predictions, predictions)
     settings = {
         "checkpoint": str(args.checkpoint),
-        "size": [args.size, args.max_size],
-        **inference_settings(model, args),
-        "precision": args.precision,
+        "backend": backend.name,
+        "size": [predictor.size, predictor.max_size],
+        **inference_settings(predictor, args),
+        "precision": backend.precision,
     }
     return evaluate_predictions(split, predictions, args, settings, from_model=True)
 
 
-def resolve_protocol(choice: str, split) -> str:
-    """The evaluation protocol: `choice`, or for "auto" oi on the open-images layout and vg otherwise."""
-    return choice if choice != "auto" else ("oi" if split.layout == "open-images" else "vg")
+def split_predictions(predictor, records, options) -> Iterator[tuple[str, dict]]:
+    """(image id, prediction of numpy arrays) of every readable image of `records`, in order, through the
+    predictor's one forward loop; an unreadable image is named on stderr and left out (the evaluation
+    then counts it, `count_unreadable`)."""
+    from egtr.inference.postprocess import to_numpy
 
-
-def load_model_for(checkpoint: str, split):
-    """The model of `checkpoint`; CommandError when its classes or predicates do not fit the split's."""
-    from egtr.checkpoints import load_model
-
-    model = load_model(checkpoint)
-    if (model.config.num_labels, model.config.num_rel_labels) != (split.num_classes, split.num_predicates):
-        raise CommandError(
-            f"{checkpoint}: the model has {model.config.num_labels} classes and "
-            f"{model.config.num_rel_labels} predicates, the dataset {split.num_classes} and "
-            f"{split.num_predicates}"
-        )
-    return model
-
-
-def load_split(root: Path, split: str):
-    from egtr.data import NotADatasetError, load_dataset
-
-    try:
-        return load_dataset(root, split)
-    except NotADatasetError as error:
-        raise CommandError(str(error)) from error
-
-
-def _optional_split(root: Path, split: str):
-    from egtr.data import NotADatasetError, load_dataset
-
-    try:
-        return load_dataset(root, split)
-    except NotADatasetError:
-        return None
+    for result in predictor.iter_predictions([record.image_path for record in records], options):
+        record = records[result.index]
+        if result.error is not None:
+            print(
+                f"warning: skipping image {result.source} (image id {record.image_id}): {result.error}",
+                file=sys.stderr,
+            )
+            continue
+        yield record.image_id, to_numpy(result.prediction)
 
 
 def _summary(report: dict, json_path: Path, markdown_path: Path) -> str:

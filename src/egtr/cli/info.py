@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from egtr.cli.model_options import add_model_arguments, model_from_args
+from egtr.cli.options import add_model_arguments, model_from_args
 
 
 def add_parser(subparsers, parents) -> None:

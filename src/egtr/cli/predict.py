@@ -1,12 +1,11 @@
-"""`egtr predict`: scene graphs of your own images and videos as JSON, with drawings and explanations.
+"""`egtr predict`: scene graphs of your own images, folders, whole collections and videos.
 
-Outputs in OUT: per image `<name>.json` (or all images in `predictions.jsonl` with --jsonl), `<name>.png`
-with --draw, `<name>.explain.png` with --explain; per video `<name>.jsonl` (one line per sampled frame)
-and `<name>.mp4` with --draw; and `summary.json` (settings, outputs, failures). Images found in a
-directory keep their sub-folders in OUT. Every file is written atomically.
-
-Reading and preprocessing (--workers threads), the model (--backend: PyTorch, or an export run by ONNX
-Runtime or OpenVINO) and writing (one background thread) overlap; equal-size images share batches.
+Images (files, folders searched recursively, glob patterns, a --file-list) are labelled by egtr.bulk into
+OUT, resumably: per image `<name>.json` (with `<name>.png` for --draw, `<name>.explain.png` for --explain),
+or shards of JSON Lines (--jsonl) or Parquet (--parquet) with their index; `run.json` records the model and
+settings, `summary.json` the counts. Started again with the same command, a run predicts only what is not
+committed yet. --devices / --num-nodes split the images between processes (egtr.engine.prediction, Lightning).
+Per video: `<name>.jsonl` (one line per sampled frame) and `<name>.mp4` with --draw, redone at every run.
 """
 
 from __future__ import annotations
@@ -14,123 +13,71 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from egtr.cli.demo import DEFAULT_OUT as DEMO_OUT
+from egtr.bulk.shard_formats import DEFAULT_SHARD_SIZE
 from egtr.cli.errors import CommandError
-from egtr.cli.inference_options import add_backend_arguments, add_inference_arguments, build_backend
+from egtr.cli.options import (
+    add_backend_arguments,
+    add_batching_arguments,
+    add_checkpoint_argument,
+    add_device_argument,
+    add_logit_adjustment_arguments,
+    add_max_pixels_argument,
+    add_names_argument,
+    add_process_arguments,
+    add_reading_arguments,
+    add_selection_arguments,
+    add_size_arguments,
+    build_backend,
+    build_predictor,
+    build_processes,
+    checkpoint_path,
+)
 
 DEFAULT_OUT = Path("egtr-output/predict")
-DEFAULT_SIZE, DEFAULT_MAX_SIZE = 800, 1333
-DEMO_MODEL = DEMO_OUT / "model.safetensors"
-SUMMARY_FILE, JSONL_FILE = "summary.json", "predictions.jsonl"
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "predict",
         parents=parents,
-        help="scene graphs of images, folders or videos as JSON, drawings and attention explanations",
-        description="Predict the scene graph of each image (files, or folders searched recursively for "
-        "image files; other files there are skipped) with the official preprocessing and post-processing. "
-        "Video files named on the command line (.mp4, .mov, .mkv, .avi, .webm, ...; needs the video extra) "
-        "give one JSON line per sampled frame. A bad image (corrupt, empty, too large, not an image) or a "
-        "corrupt video frame is reported on stderr and skipped; the exit code is then 1.",
+        help="scene graphs of images, folders, collections or videos: JSON, Parquet, drawings, explanations",
+        description="Predict the scene graph of each image with the official preprocessing and post-"
+        "processing. Sources: image files, folders (searched recursively for image files; "
+        "other files there are skipped), glob patterns (quoted; ** crosses folders) and "
+        "--file-list. Resumable: started again with the same sources, model and settings, a "
+        "run predicts only the images not committed in OUT yet (another model or other "
+        "settings are refused; --overwrite starts afresh). Video files named on the command "
+        "line (.mp4, .mov, .mkv, .avi, .webm, ...; needs the video extra) give one JSON line "
+        "per sampled frame. A bad image (corrupt, empty, too large, not an image) or a corrupt"
+        " video frame is reported on stderr and skipped; the exit code is then 1.",
     )
     parser.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="image files, folders of images and/or video files"
+        "inputs",
+        nargs="*",
+        metavar="SOURCE",
+        help="image files, folders, glob patterns and/or video files",
     )
     parser.add_argument(
-        "--checkpoint",
-        metavar="PATH",
-        help="with --backend torch: any model file or directory egtr.load_model accepts; with onnxruntime / "
-        "openvino: a folder written by `egtr export` or its model file (default: "
-        f"{DEMO_MODEL} below the current folder, the model `egtr demo` trains)",
+        "--file-list",
+        metavar="FILE",
+        help="a file naming one image per line (UTF-8, relative to the current folder), for collections too "
+        "large for a command line (default: none)",
     )
+    add_checkpoint_argument(parser, backends=True, demo_default=True)
     add_backend_arguments(parser)
     parser.add_argument(
         "--out", metavar="DIR", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)"
     )
-    parser.add_argument(
-        "--names",
-        metavar="FILE_OR_DIR",
-        help="class/predicate names: a JSON file ({objects, predicates}, {obj, rel}, ...) or a dataset "
-        "folder (default: the model's names; Visual Genome lists for 150/50 models; else placeholders)",
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        metavar="N",
-        default=1,
-        help="images per forward pass; only images of the same resized size share a batch, so results "
-        "equal unbatched ones (default: 1)",
-    )
-    parser.add_argument(
-        "--pad-mixed-sizes",
-        action="store_true",
-        help="let images of different sizes share a batch, padded to the largest: faster on mixed folders, "
-        "but padding changes the outputs slightly (default: off)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        default=1,
-        help="threads reading images ahead of the model (default: 1)",
-    )
-    parser.add_argument(
-        "--size",
-        type=int,
-        metavar="N",
-        help="shorter image side (default: what an export stores, else 800)",
-    )
-    parser.add_argument(
-        "--max-size",
-        type=int,
-        metavar="N",
-        help="longest image side cap (default: what an export stores, else 1333)",
-    )
-    parser.add_argument(
-        "--top-k", type=int, metavar="K", default=100, help="triplets kept per image (default: 100)"
-    )
-    parser.add_argument(
-        "--threshold", type=float, metavar="SCORE", default=0.0, help="minimum triplet score (default: 0)"
-    )
-    parser.add_argument(
-        "--no-graph-constraint",
-        action="store_true",
-        help="allow several predicates per object pair (default: off, one predicate per pair)",
-    )
-    parser.add_argument(
-        "--dedup-iou",
-        type=float,
-        metavar="IOU",
-        help="merge objects of the same class whose boxes overlap above IOU into the best-scoring one "
-        "(default: off, as officially)",
-    )
-    parser.add_argument(
-        "--object-threshold",
-        type=float,
-        metavar="SCORE",
-        help="also list objects in no kept triplet that score at least SCORE (default: off)",
-    )
-    parser.add_argument(
-        "--object-score",
-        default="softmax",
-        choices=("softmax", "sigmoid"),
-        help="object confidence: softmax (official) or sigmoid over the class logits (default: softmax)",
-    )
-    parser.add_argument(
-        "--max-pixels",
-        type=int,
-        metavar="N",
-        help="refuse images with more pixels (default: PIL's decompression-bomb limit, about 89M)",
-    )
-    add_inference_arguments(parser)
+    add_names_argument(parser)
+    add_device_argument(parser)
+    add_batching_arguments(parser)
+    add_size_arguments(parser)
+    add_selection_arguments(parser)
+    add_max_pixels_argument(parser)
+    add_logit_adjustment_arguments(parser)
+    add_reading_arguments(parser)
     sampling = parser.add_mutually_exclusive_group()
     sampling.add_argument(
         "--every", type=int, metavar="N", help="videos: predict every Nth frame (default: every frame)"
@@ -168,11 +115,34 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
         default=1,
         help="which triplet --explain shows, 1 = best (default: 1)",
     )
-    parser.add_argument(
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument(
         "--jsonl",
         action="store_true",
-        help=f"write one {JSONL_FILE} instead of a JSON per image (default: off)",
+        help="shards of JSON Lines, one line per image (the JSON of an image), in OUT/shards/ with their "
+        "index, instead of a JSON per image (default: off)",
     )
+    layout.add_argument(
+        "--parquet",
+        action="store_true",
+        help="shards of Parquet, one row per image (path, width, height, objects, triplets as nested "
+        "columns; the parquet extra), in OUT/shards/ with their index (default: off)",
+    )
+    parser.add_argument(
+        "--shard-size",
+        type=int,
+        metavar="N",
+        default=DEFAULT_SHARD_SIZE,
+        help="images per shard of --jsonl / --parquet; a kill loses at most the shard being filled in each "
+        "process (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh: remove what egtr predict wrote in OUT, other files stay (default: off, resume "
+        "what is there)",
+    )
+    add_process_arguments(parser)
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr (default: progress shown)"
     )
@@ -180,149 +150,69 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     parser.set_defaults(func=run)
 
 
-def checkpoint_path(args: argparse.Namespace) -> Path:
-    if args.checkpoint:
-        return Path(args.checkpoint)
-    if DEMO_MODEL.is_file():
-        return DEMO_MODEL
-    raise CommandError(
-        f"no --checkpoint given and no demo model at {DEMO_MODEL}: run `egtr demo` (10 to 20 minutes on a "
-        "2-core CPU) to train one, or pass --checkpoint PATH"
-    )
-
-
 def check_arguments(args: argparse.Namespace) -> None:
-    for flag, value in (
-        ("--batch-size", args.batch_size),
-        ("--workers", args.workers),
-        ("--top-k", args.top_k),
-        ("--draw-edges", args.draw_edges),
-        ("--explain-rank", args.explain_rank),
-        ("--size", args.size),
-        ("--max-size", args.max_size),
-    ):
-        if value is not None and value < 1:
+    for flag, value in (("--draw-edges", args.draw_edges), ("--explain-rank", args.explain_rank)):
+        if value < 1:
             raise CommandError(f"{flag} must be at least 1, got {value}")
-    if args.dedup_iou is not None and not 0 <= args.dedup_iou < 1:
-        raise CommandError(f"--dedup-iou must be in [0, 1), got {args.dedup_iou}")
     if args.every is not None and args.every < 1:
         raise CommandError(f"--every must be at least 1, got {args.every}")
     if args.fps is not None and not args.fps > 0:
         raise CommandError(f"--fps must be positive, got {args.fps}")
 
 
-def allow_pixels(max_pixels: int | None) -> None:
-    """Raise PIL's own decompression-bomb guard to `max_pixels`, so that it does not stop a raised limit."""
-    from PIL import Image
-
-    if max_pixels and max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
-        Image.MAX_IMAGE_PIXELS = max_pixels
-
-
-def image_sizes(args: argparse.Namespace, backend) -> tuple[int, int]:
-    """--size / --max-size, defaulting to the export's stored preprocessing, else 800 / 1333."""
-    stored = getattr(backend, "metadata", None)
-    size = args.size or (stored.size if stored else DEFAULT_SIZE)
-    max_size = args.max_size or (stored.max_size if stored else DEFAULT_MAX_SIZE)  # None: no cap
-    if max_size is not None and max_size < size:
-        raise CommandError(f"--max-size ({max_size}) must be at least --size ({size})")
-    return size, max_size
-
-
-def build_predictor(args: argparse.Namespace, backend):
-    from egtr.inference.predictor import SceneGraphPredictor
-
-    allow_pixels(args.max_pixels)
-    size, max_size = image_sizes(args, backend)
-    return SceneGraphPredictor(
-        backend,
-        names=args.names,
-        size=size,
-        max_size=max_size,
-        batch_size=args.batch_size,
-        pad_mixed_sizes=args.pad_mixed_sizes,
-        workers=args.workers,
-        top_k=args.top_k,
-        threshold=args.threshold,
-        graph_constraint=not args.no_graph_constraint,
-        dedup_iou=args.dedup_iou,
-        object_threshold=args.object_threshold,
-        object_score=args.object_score,
-        max_pixels=args.max_pixels,
-        explain_rank=args.explain_rank if args.explain else None,
-        exif=args.exif,
-        conversion=args.image_conversion,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
+    from egtr.bulk.run import SUMMARY_FILE, CollectionRun, OutputOptions
+    from egtr.bulk.sources import find_collection
+    from egtr.engine.prediction import first_process, run_prediction
     from egtr.files import write_text
-    from egtr.inference.image_files import find_images
-    from egtr.inference.output import OutputNames
     from egtr.inference.video import is_video
 
     check_arguments(args)
+    if not args.inputs and args.file_list is None:
+        raise CommandError("name the images to predict: files, folders, patterns or --file-list FILE")
     checkpoint = checkpoint_path(args)
-    found = find_images(args.inputs)
-    for folder, count in found.skipped.items():
-        print(f"note: {folder}: skipped {count} file(s) that are not images", file=sys.stderr)
-    failures = [{"image": str(path), "error": "no such file or directory"} for path in found.missing]
-    for failure in failures:
-        print(f"egtr predict: {failure['image']}: {failure['error']}", file=sys.stderr)
-    if not found.files:
-        if failures:
+    processes = build_processes(args)
+    collection = find_collection(args.inputs, args.file_list)
+    videos = [image for image in collection.images if is_video(image.key)]
+    collection.images = [image for image in collection.images if not is_video(image.key)]
+    if videos and processes.world_size > 1:
+        raise CommandError("videos are predicted in one process: run them without --devices / --num-nodes")
+    first = first_process()
+    for source, count in collection.skipped.items():
+        note(first, f"note: {source}: skipped {count} file(s) that are not images")
+    for entry in collection.missing:
+        note(first, f"egtr predict: {entry['input']}: {entry['error']}")
+    if not collection.images and not videos:
+        if collection.missing:
             return 1
-        raise CommandError(f"no image files found in {', '.join(args.inputs)}")
-    predictor = build_predictor(args, build_backend(args, checkpoint))
+        raise CommandError(
+            f"no image files found in {', '.join([*args.inputs, *filter(None, [args.file_list])])}"
+        )
+    backend = build_backend(args, checkpoint, device=processes.local_device())
+    predictor = build_predictor(args, backend, explain_rank=args.explain_rank if args.explain else None)
     if predictor.vocabulary.note:
-        print(f"note: {predictor.vocabulary.note}", file=sys.stderr)
-    started = time.perf_counter()
-    names = OutputNames(reserved=(Path(SUMMARY_FILE).stem, Path(JSONL_FILE).stem), extras=("explain",))
-    images = [file for file in found.files if not is_video(file.path)]
-    outputs, more_failures = write_predictions(predictor, images, args, names)
-    videos, video_failures = write_videos(
-        predictor, [f for f in found.files if is_video(f.path)], args, names
+        note(first, f"note: {predictor.vocabulary.note}")
+    drawing = {"draw_edges": args.draw_edges, "graph_layout": args.layout} if args.draw else None
+    layout = "jsonl" if args.jsonl else "parquet" if args.parquet else "json"
+    options = OutputOptions(
+        args.out, layout, args.shard_size, args.overwrite, drawing, args.explain, not args.no_progress
     )
-    failures += more_failures
-    summary = build_summary(args, predictor, checkpoint, outputs, failures, time.perf_counter() - started)
-    if videos or video_failures:
-        summary["videos"] = videos
-        summary["failed"] = failures = failures + video_failures
+    job = CollectionRun(predictor, collection, options, checkpoint)
+    job.prepare()
+    if run_prediction(predictor, job, processes) != 0:
+        return 0  # the first process reports for all
+    summary = job.summary
+    if videos:
+        summary["videos"], summary["failed_videos"] = write_videos(predictor, videos, args, job.names)
     write_text(args.out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2) if args.json else summary_text(summary))
-    return 1 if failures else 0
+    return 1 if summary["unreadable"] or summary["missing"] or summary.get("failed_videos") else 0
 
 
-def write_predictions(predictor, files, args: argparse.Namespace, names) -> tuple[list[dict], list[dict]]:
-    """Predict every image file and write its outputs on a background thread (in input order, at most a
-    few results waiting); returns (outputs per image, failures)."""
-    from egtr.inference.output import JsonLinesWriter
-
-    outputs, failures = [], []
-    if not files:
-        return outputs, failures
-    max_waiting = 2 * args.batch_size + 2
-    lines = JsonLinesWriter(args.out / JSONL_FILE) if args.jsonl else None
-    try:
-        with ThreadPoolExecutor(1, thread_name_prefix="egtr-write") as writer:
-            waiting: deque = deque()
-            results = predictor.iter_predict(
-                [file.path for file in files], progress=not args.no_progress, total=len(files)
-            )
-            for result in results:
-                if result.error is not None:
-                    print(f"egtr predict: {result.source}: {result.error}", file=sys.stderr)
-                    failures.append({"image": result.source, "error": result.error})
-                    continue
-                stem = names.claim(files[result.index].relative_name)
-                waiting.append(writer.submit(write_outputs, result, args.out / stem, lines, args))
-                while len(waiting) > max_waiting:
-                    outputs.append(waiting.popleft().result())
-            outputs.extend(future.result() for future in waiting)
-    finally:
-        if lines is not None:
-            lines.close()
-    return outputs, failures
+def note(first: bool, text: str) -> None:
+    """A message on stderr, from the first process only (the others would repeat it)."""
+    if first:
+        print(text, file=sys.stderr)
 
 
 def write_videos(predictor, files, args: argparse.Namespace, names) -> tuple[list[dict], list[dict]]:
@@ -334,7 +224,7 @@ def write_videos(predictor, files, args: argparse.Namespace, names) -> tuple[lis
         try:
             entry = predict_video(
                 predictor,
-                file.path,
+                file.key,
                 args.out / names.claim(file.relative_name),
                 every=args.every,
                 fps=args.fps,
@@ -343,91 +233,32 @@ def write_videos(predictor, files, args: argparse.Namespace, names) -> tuple[lis
             )
         except VideoReadError as error:
             print(f"egtr predict: {error}", file=sys.stderr)
-            failures.append({"video": str(file.path), "error": str(error)})
+            failures.append({"video": file.key, "error": str(error)})
             continue
         entries.append(entry)
         if entry["frames_skipped"]:
             reasons = "; ".join(entry["skip_reasons"][:2])
             error = f"{entry['frames_skipped']} corrupt frame(s) skipped ({reasons})"
-            print(f"egtr predict: {file.path}: {error}", file=sys.stderr)
-            failures.append({"video": str(file.path), "error": error})
+            print(f"egtr predict: {file.key}: {error}", file=sys.stderr)
+            failures.append({"video": file.key, "error": error})
     return entries, failures
-
-
-def write_outputs(result, stem: Path, lines, args: argparse.Namespace) -> dict:
-    """Write one image's JSON (or JSON line), drawing and explanation; returns what was written."""
-    from egtr.files import write_text
-    from egtr.inference.explain import draw_explanation
-    from egtr.inference.visualize import draw_scene_graph
-
-    graph = result.graph
-    entry = {"image": result.source, "objects": len(graph.labels), "triplets": len(graph.triplets)}
-    if lines is not None:
-        lines.write(graph.to_dict())
-        entry["json"] = str(lines.path)
-    else:
-        entry["json"] = str(write_text(f"{stem}.json", graph.to_json()))
-    if args.draw:
-        entry["drawing"] = str(
-            draw_scene_graph(
-                result.image, graph, f"{stem}.png", max_edges=args.draw_edges, layout=args.layout
-            )
-        )
-    if args.explain and graph.explanation is None:
-        print(
-            f"note: {result.source}: no triplet at rank {args.explain_rank} "
-            f"({len(graph.triplets)} triplets); nothing to explain",
-            file=sys.stderr,
-        )
-    elif args.explain:
-        entry["explain"] = str(
-            draw_explanation(graph.explanation, f"{stem}.explain.png", Path(result.source).name)
-        )
-    return entry
-
-
-def build_summary(args, predictor, checkpoint: Path, outputs, failures, seconds: float) -> dict:
-    from egtr.cli.inference_options import inference_settings
-
-    processed = len(outputs) + len(failures)
-    return {
-        "images": processed,
-        "predicted": len(outputs),
-        "failed": failures,
-        "seconds": round(seconds, 3),
-        "images_per_second": round(len(outputs) / seconds, 3) if seconds > 0 else None,
-        "out": str(args.out),
-        "outputs": outputs,
-        "settings": {
-            "checkpoint": str(checkpoint),
-            "backend": predictor.backend.name,
-            "precision": predictor.backend.precision,
-            "device": str(predictor.device),
-            "names": predictor.vocabulary.source,
-            "size": predictor.size,
-            "max_size": predictor.max_size,
-            "batch_size": args.batch_size,
-            "pad_mixed_sizes": args.pad_mixed_sizes,
-            "top_k": args.top_k,
-            "threshold": args.threshold,
-            "graph_constraint": not args.no_graph_constraint,
-            "dedup_iou": args.dedup_iou,
-            "object_threshold": args.object_threshold,
-            "object_score": args.object_score,
-            **inference_settings(predictor, args),
-        },
-    }
 
 
 def summary_text(summary: dict) -> str:
     rate = summary["images_per_second"]
-    speed = f", {rate:.2f} images/s" if rate else ""
-    failed = f", {len(summary['failed'])} failed" if summary["failed"] else ""
-    counts = f"{summary['predicted']} of {summary['images']} images predicted{failed}"
+    counts = f"{summary['done_now']} of {summary['found']} images predicted"
+    if summary["done_before"]:
+        counts += f", {summary['done_before']} done before"
+    if summary["unreadable"]:
+        counts += f", {len(summary['unreadable'])} unreadable"
+    if summary["missing"]:
+        counts += f", {len(summary['missing'])} missing"
     if summary.get("videos"):
         frames = sum(video["frames_predicted"] for video in summary["videos"])
         counts += f", {frames} frames of {len(summary['videos'])} video(s)"
+    processes = f" in {summary['processes']} processes" if summary["processes"] > 1 else ""
+    speed = f", {rate:.2f} images/s" if rate else ""
     return (
-        f"{counts} in {summary['seconds']:.1f} s{speed} on {summary['settings']['device']}; "
+        f"{counts} in {summary['seconds']:.1f} s{speed} on {summary['settings']['device']}{processes}; "
         f"results in {summary['out']}"
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from egtr.cli.errors import CommandError
+from egtr.devices import TRAINING_DEVICES
 from egtr.engine.settings import DATASETS, PHASES, TrainSettings, merge, preset
 
 HELP = {
@@ -42,7 +43,7 @@ HELP = {
     "same update up to rounding; fused needs --precision 32-true when clipping)",
     "precision": "32-true, 16-mixed or bf16-mixed (deformable attention always runs in fp32)",
     "seed": "random seed (Lightning seed_everything, workers included)",
-    "accelerator": "cpu, gpu or auto",
+    "accelerator": f"{TRAINING_DEVICES} (Lightning's accelerator; gpu is cuda)",
     "devices": "devices per node (a number or auto)",
     "num_nodes": "number of nodes for multi-node DDP",
     "strategy": "Lightning strategy: auto, ddp, ddp_spawn, ...",

@@ -8,8 +8,8 @@
                                   "val": {...}, "test": {...}, "rel_categories": ["__background__", ...]}
 
 Subject and object index the image's annotations in file order. Images come in increasing id order
-(as torchvision's CocoDetection lists them); an image without an entry in rel.json has no relations.
-All annotations are kept, crowd ones included, so that relation indices stay aligned.
+(as torchvision's CocoDetection lists them, architecture.md §10); an image without an entry in rel.json
+has no relations. All annotations are kept, crowd ones included, so that relation indices stay aligned.
 """
 
 from __future__ import annotations

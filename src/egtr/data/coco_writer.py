@@ -138,5 +138,5 @@ def write_coco_dataset(
 
 
 def _dump(value: object, path: Path) -> None:
-    # json.dumps uses the C encoder; json.dump to a file would use the pure-Python one (~10x slower)
+    # json.dumps uses the C encoder; json.dump to a file would use the much slower pure-Python one
     write_text(path, json.dumps(value, separators=(",", ":")))

@@ -40,7 +40,9 @@ def read_rgb_image(record: SceneGraphRecord, reading: ImageReading | None = None
 
 
 def initial_target(record: SceneGraphRecord, image: Image.Image, relations: np.ndarray) -> dict[str, Any]:
-    """Target before any transform; boxes are clipped to the image read (as HF's COCO preparation does).
+    """Target before any transform; boxes are clipped to the image read, as the COCO preparation of Hugging
+    Face's `DetrFeatureExtractor` does (transformers 4.18.0, the version the official code runs;
+    architecture.md §10).
 
     `orig_size` is the size of the image read, which the official pipeline uses even when the annotated
     size differs (`egtr data check` reports such images).

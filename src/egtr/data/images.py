@@ -1,7 +1,8 @@
 """Any image input -> an 8-bit RGB PIL image, or a clear error naming the input: the one image reader of
 training, evaluation, prediction and serving, so one file gives one tensor everywhere.
 
-Inputs: a path (str or Path), the bytes of an image file (e.g. an upload), a PIL image or a numpy array
+Inputs: a path (str or Path), the bytes of an image file (e.g. an upload) or an open binary file object
+(read in place, e.g. a server's request buffer), a PIL image or a numpy array
 (H x W, H x W x 1, H x W x 3 RGB or H x W x 4 RGBA; RGB order, not OpenCV's BGR). The defaults read a file
 exactly as the official loader does (`Image.open(path).convert("RGB")`): pixels as stored (EXIF
 orientation ignored), first frame, PIL's conversion (an alpha channel or a transparent colour is dropped,
@@ -56,6 +57,8 @@ def source_name(image: Any, index: int) -> str:
         return getattr(image, "filename", "") or f"<image {index}>"
     if isinstance(image, (bytes, bytearray, memoryview)):
         return f"<bytes {index}>"
+    if isinstance(image, io.IOBase):
+        return f"<file {index}>"
     return f"<array {index}>"
 
 
@@ -67,7 +70,8 @@ def load_rgb(
     conversion: str = "official",
     formats: Sequence[str] | None = None,
 ) -> Image.Image:
-    """`image` (path, bytes, PIL image or numpy array) as an 8-bit RGB PIL image; ImageReadError if not.
+    """`image` (path, bytes, binary file, PIL image or numpy array) as an 8-bit RGB PIL image; ImageReadError
+    if not.
 
     Defaults as the official loader; `exif` and `conversion` as in the module docstring. `formats` (PIL
     format names) limits what files and bytes may hold; default: any PIL can open.
@@ -85,6 +89,8 @@ def load_rgb(
         if len(image) == 0:
             raise ImageReadError(name, "empty image data (0 bytes)", "empty")
         return _read_encoded(io.BytesIO(image), name, limit, exif, conversion, formats)
+    if isinstance(image, io.IOBase):
+        return _read_encoded(image, name, limit, exif, conversion, formats)
     if isinstance(image, Image.Image):
         _check_size(image.width, image.height, name, limit)
         return _decoded(lambda: _convert(_upright(image, exif), name, conversion), name)
@@ -92,7 +98,8 @@ def load_rgb(
         return array_to_rgb(image, name)
     raise ImageReadError(
         name,
-        f"unsupported input type {type(image).__name__} (use a path, bytes, a PIL image or a numpy array)",
+        f"unsupported input type {type(image).__name__} (use a path, bytes, a file, a PIL image or a numpy "
+        "array)",
         "input",
     )
 
@@ -141,7 +148,7 @@ def _upright(image: Image.Image, exif: bool) -> Image.Image:
 
 
 def _read_encoded(
-    source: Path | io.BytesIO,
+    source: Path | io.IOBase,
     name: str,
     limit: int | None,
     exif: bool,

@@ -1,8 +1,7 @@
 """Training-split statistics: the frequency-bias matrix and the class/predicate/triplet counts.
 
 `fg_matrix` is the official one (architecture.md §5.4): int64 [C+1, C+1, R] counted over ground-truth
-triplets,
-fg[class(subject), class(object), predicate]; the extra row and column C stay 0.
+triplets, fg[class(subject), class(object), predicate]; the extra row and column C stay 0.
 """
 
 from __future__ import annotations

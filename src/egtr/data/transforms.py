@@ -1,6 +1,6 @@
-"""Image + target transforms as the official EGTR pipeline applies them (architecture.md §5.7), and the one
-place
-that normalizes images.
+"""Image + target transforms as the official EGTR pipeline applies them, and the one place that normalizes
+images (architecture.md §5.10). The official pipeline is DETR's transforms as the official
+`model/transform.py` copies them (architecture.md §10).
 
 A transform takes and returns `(image, target)`: a PIL RGB image and a dict with `boxes` float [M,4]
 (x0, y0, x1, y1) in pixels of the current image, `labels` [M], `relations` [T,3], `image_id`,
@@ -26,13 +26,10 @@ from PIL import Image
 from torch import Tensor
 
 from egtr.boxes import xyxy_to_cxcywh
+from egtr.sizes import EVAL_MAX_SIZE, EVAL_SIZE, MID_SCALES, TRAIN_MAX_SIZE, TRAIN_SCALES
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-TRAIN_SCALES = tuple(range(480, 801, 32))  # 480, 512, ..., 800
-MID_SCALES = (400, 500, 600)
-DETECTOR_CROP = (384, 600)  # RandomSizeCrop of the official detector pre-training
-EVAL_SIZE, EVAL_MAX_SIZE = 800, 1333
 
 Target = dict[str, Any]
 Transform = Callable[[Image.Image, Target], tuple[Any, Target]]
@@ -195,7 +192,7 @@ class ToModelInput:
 
 def train_transform(
     scales: Sequence[int] = TRAIN_SCALES,
-    max_size: int | None = 1333,
+    max_size: int | None = TRAIN_MAX_SIZE,
     mid_scales: Sequence[int] = MID_SCALES,
     flip_prob: float = 0.5,
     rng: random.Random | None = None,

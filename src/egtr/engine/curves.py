@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from egtr.inference.output import new_figure, save_figure
+from egtr.figures import new_figure, save_figure
 
 CURVES = (
     ("train/loss", "validation_loss"),

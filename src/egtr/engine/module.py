@@ -1,5 +1,7 @@
-"""LightningModule around the plain EGTR model and criterion (architecture.md §2: Lightning only
-orchestrates)."""
+"""LightningModule around the plain EGTR model and criterion.
+
+Lightning only orchestrates: the model and the loss are plain PyTorch (architecture.md §2).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +12,8 @@ import torch
 
 from egtr.config import EGTRConfig
 from egtr.engine.optim import adamw, parameter_groups
-from egtr.engine.predict_split import to_numpy
 from egtr.engine.settings import DETECTOR_PHASES, TrainSettings
-from egtr.inference.postprocess import PostprocessOptions, postprocess
+from egtr.inference.postprocess import PostprocessOptions, postprocess, to_numpy
 from egtr.models.denoising import DenoisingQueries, make_denoising_queries
 from egtr.models.egtr import EGTR
 from egtr.training import DetectorCriterion, EGTRCriterion
@@ -23,12 +24,10 @@ INITIALIZED_PREFIXES = ("relation_head.",)
 
 class EGTRModule(L.LightningModule):
     """Trains one phase. `detector` and `detector_finetune` train only the detector (the forward skips the
-    relation head);
-    `egtr` and `finetune` train everything with three learning rates.
+    relation head); `egtr` and `finetune` train everything with three learning rates.
 
-    Validation logs `validation_loss` (the dense loss, architecture.md §5.5) and, when `collect_predictions`
-    is set by
-    the metrics callback, keeps post-processed predictions in `predictions` as (image_id, dict) pairs.
+    Validation logs `validation_loss` (the dense loss, architecture.md §5.5) and, when the metrics callback
+    sets `collect_predictions`, keeps post-processed predictions in `predictions` as (image_id, dict) pairs.
     """
 
     def __init__(self, config: EGTRConfig, settings: TrainSettings) -> None:

@@ -1,4 +1,5 @@
-"""Run a training phase, or the whole recipe, with Lightning: the only place that builds a Trainer."""
+"""Run a training phase, or the whole recipe, with Lightning: the only place that builds a training Trainer
+(prediction.py builds the prediction one)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from egtr.checkpoints import (
     torch_load_safely,
 )
 from egtr.config import EGTRConfig
+from egtr.devices import uses_cuda
 from egtr.engine.curves import keep_previous_log, plot_loss_curves
 from egtr.engine.datamodule import SceneGraphDataModule
 from egtr.engine.metrics import SceneGraphMetrics
@@ -100,8 +102,7 @@ def device_count(settings: TrainSettings) -> int:
         return settings.devices
     if str(settings.devices).isdigit():
         return int(settings.devices)
-    uses_cuda = settings.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
-    return torch.cuda.device_count() if uses_cuda else 1
+    return torch.cuda.device_count() if uses_cuda(settings.accelerator) else 1
 
 
 def build_trainer(settings: TrainSettings, out: Path, callbacks: list) -> L.Trainer:

@@ -1,11 +1,10 @@
 """Training settings: one dataclass, official presets per dataset and phase, overrides from files and flags.
 
 Phases (architecture.md §5.7), in recipe order: `detector` (Deformable DETR pre-training, auxiliary losses
-on, the DETR
-augmentation with RandomSizeCrop), `detector_finetune` (the same at x0.1 learning rates from the best
-`detector` model), `egtr` (relation head trained from the pre-trained detector, three learning rates, no
-crop), `finetune` (all rates x0.1 from the best `egtr` model). Datasets: `visual_genome`, `open_images`
-(official hyper-parameters) and `synthetic` (the small CPU config of the demo).
+on, the DETR augmentation with RandomSizeCrop), `detector_finetune` (the same at x0.1 learning rates from
+the best `detector` model), `egtr` (relation head trained from the pre-trained detector, three learning
+rates, no crop), `finetune` (all rates x0.1 from the best `egtr` model). Datasets: `visual_genome`,
+`open_images` (official hyper-parameters) and `synthetic` (the small CPU config of the demo).
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from typing import Any
 
 from egtr.dict_round_trip import DictRoundTrip
 from egtr.files import write_text
+from egtr.sizes import DETECTOR_CROP, EVAL_MAX_SIZE, EVAL_SIZE, MID_SCALES, TRAIN_MAX_SIZE, TRAIN_SCALES
 
 PHASES = ("detector", "detector_finetune", "egtr", "finetune")
 DETECTOR_PHASES = ("detector", "detector_finetune")  # train the detector only
@@ -73,13 +73,13 @@ class TrainSettings(DictRoundTrip):
     num_workers: int = 4
 
     # data and evaluation
-    train_scales: list[int] = field(default_factory=lambda: list(range(480, 801, 32)))
-    train_mid_scales: list[int] = field(default_factory=lambda: [400, 500, 600])
+    train_scales: list[int] = field(default_factory=lambda: list(TRAIN_SCALES))
+    train_mid_scales: list[int] = field(default_factory=lambda: list(MID_SCALES))
     train_crop: list[int] = field(default_factory=list)  # [min, max] RandomSizeCrop sides; [] = no crop
-    train_max_size: int = 1333
+    train_max_size: int = TRAIN_MAX_SIZE
     flip_prob: float = 0.5
-    eval_size: int = 800
-    eval_max_size: int = 1333
+    eval_size: int = EVAL_SIZE
+    eval_max_size: int = EVAL_MAX_SIZE
     protocol: str = "vg"  # vg | oi evaluation protocol
     metrics_every: int = 1  # validation metrics (R@K, mR@K, AP50) every N epochs; 0 = loss only
     val_check_interval: float | int = 1.0  # Lightning: fraction of an epoch or a number of steps
@@ -165,7 +165,7 @@ _PHASE_PRESETS: dict[str, dict[str, Any]] = {
         effective_batch=32,
         max_epochs=150,
         patience=15,
-        train_crop=[384, 600],
+        train_crop=list(DETECTOR_CROP),
         model={"auxiliary_loss": True},
     ),
     "egtr": dict(

@@ -1,4 +1,4 @@
-"""Scene graph evaluation with the standard protocols (architecture.md §4, architecture.md §5.8).
+"""Scene graph evaluation with the standard protocols (architecture.md §4, §5.8; their sources: §10).
 
 - `SceneGraphEvaluator`: Visual Genome SGDet R@K, mR@K, ngR@K, ngmR@K, zR@K, F1@K (neural-motifs rules).
 - `OpenImagesEvaluator`: Open Images micro R@50, per-predicate AP, wmAP_rel, wmAP_phr, score_wtd (PySGG).

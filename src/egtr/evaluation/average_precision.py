@@ -1,5 +1,7 @@
 """Relation average precision of the Open Images protocol (PySGG `ap_eval_rel.py`, from Detectron's VOC eval).
 
+The reference is the copy the official EGTR runs, `lib/evaluation/ap_eval_rel.py` (architecture.md §10).
+
 Detections of one predicate, pooled over images and sorted by score, are true positives when their best
 ground truth (same predicate and classes, highest overlap, first on ties) has overlap > threshold (strict)
 and no earlier detection of the same image claimed it. AP is the VOC all-point interpolated area.

@@ -2,7 +2,9 @@
 
 A candidate is (subject box, object box, predicate) with the score s_subject * s_object * rel[predicate].
 Ties are broken by position (earlier pair, then lower predicate): a stable descending sort. The official
-code uses numpy's unstable sort, so only exactly tied scores can be ordered differently.
+code uses numpy's unstable sort, so only exactly tied scores can be ordered differently. The official
+functions named below are in `lib/evaluation/sg_eval.py` and `oi_eval.py` of the official code
+(architecture.md §10).
 """
 
 from __future__ import annotations

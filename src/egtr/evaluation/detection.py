@@ -2,12 +2,13 @@
 
 Detections per image: `{"boxes": [D,4] xyxy pixels, "labels": [D] 0-based, "scores": [D]}`. VG: the top-100
 (query, class) pairs of sigmoid(logits) (architecture.md §5.6, §5.8); Open Images: every query with its
-softmax-max
-class (architecture.md §5.8). Conventions:
-- "coco" (VG): xywh = (x0, y0, x1 - x0, y1 - y0) as DETR's CocoEvaluator, annotation ids from 1.
+softmax-max class (architecture.md §5.8). Conventions (the official evaluators: architecture.md §10):
+- "coco" (VG): xywh = (x0, y0, x1 - x0, y1 - y0) as DETR's CocoEvaluator (the official
+  `lib/evaluation/coco_eval.py`), annotation ids from 1.
 - "open_images": widths and heights + 1 for ground truth and detections, ground-truth area
-  (w + 1)(h + 1), annotation ids from 0 as PySGG's faux COCO (pycocotools then counts a detection
-  matched to annotation 0 as a false positive — a reference quirk kept on purpose).
+  (w + 1)(h + 1), annotation ids from 0 as PySGG's faux COCO (`eval_entites_detection` in the official
+  `lib/evaluation/oi_eval.py`; pycocotools then counts a detection matched to annotation 0 as a false
+  positive — a reference quirk kept on purpose).
 Category ids are class index + 1 (a bijection, so the metrics do not depend on it).
 """
 

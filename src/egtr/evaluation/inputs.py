@@ -141,6 +141,17 @@ def read_detections(
     return boxes, labels, scores
 
 
+def read_image_inputs(
+    groundtruth: Mapping, prediction: Mapping, num_predicates: int, image_id: object | None = None
+) -> tuple[GroundTruth, Prediction]:
+    """One image's checked ground truth and prediction; errors name the image (`image_id`) and the field."""
+    where = describe_image(image_id)
+    return (
+        read_groundtruth(groundtruth, num_predicates, f"{where} ground truth"),
+        read_prediction(prediction, num_predicates, f"{where} prediction"),
+    )
+
+
 def describe_image(image_id: object | None) -> str:
     """'image <id>' for error messages ('image' when the caller gave no id)."""
     return "image" if image_id is None else f"image {image_id}"

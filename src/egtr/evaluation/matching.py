@@ -1,4 +1,5 @@
-"""Triplet matching of the neural-motifs / KERN evaluator (`sg_eval._compute_pred_matches`).
+"""Triplet matching of the neural-motifs / KERN evaluator (`_compute_pred_matches` of the official
+`lib/evaluation/sg_eval.py`, architecture.md §10).
 
 A predicted triplet hits a ground-truth triplet when the subject class, object class and predicate are
 equal and both the subject and the object boxes have IoU >= threshold (+1-pixel convention, float64).

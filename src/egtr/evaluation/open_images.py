@@ -1,5 +1,7 @@
-"""Open Images V6 relation metrics (architecture.md §5.8; PySGG / BGNN `oi_eval.py` + `ap_eval_rel.py` as
-used by EGTR).
+"""Open Images V6 relation metrics (architecture.md §5.8), as PySGG / BGNN's evaluator computes them.
+
+The reference is the copy the official EGTR runs, `lib/evaluation/oi_eval.py` and `ap_eval_rel.py`
+(repositories and commits: architecture.md §10).
 
 Per image, the candidates are the 2 best predicates of every given pair scored s_sub * s_obj * rel, the
 100 best of those, keeping scores > 1e-5 (the selection lives here, in `open_images_triplets`; the
@@ -22,7 +24,7 @@ import numpy as np
 from egtr.boxes import iou_plus_one_intersection
 from egtr.evaluation.average_precision import first_claims, voc_average_precision
 from egtr.evaluation.candidates import RankedTriplets, open_images_triplets
-from egtr.evaluation.inputs import GroundTruth, Prediction, describe_image, read_groundtruth, read_prediction
+from egtr.evaluation.inputs import GroundTruth, Prediction, read_image_inputs
 from egtr.evaluation.matching import box_label_matches, first_hit_ranks
 
 OPEN_IMAGES_RECALL_KS = (20, 50, 100)
@@ -65,9 +67,7 @@ class OpenImagesEvaluator:
 
     def update(self, groundtruth: Mapping, prediction: Mapping, image_id: object | None = None) -> None:
         """Add one image (architecture.md §4 dicts). `image_id` only names the image in error messages."""
-        where = describe_image(image_id)
-        truth = read_groundtruth(groundtruth, self.num_predicates, f"{where} ground truth")
-        predicted = read_prediction(prediction, self.num_predicates, f"{where} prediction")
+        truth, predicted = read_image_inputs(groundtruth, prediction, self.num_predicates, image_id)
         if len(truth.relations) == 0:
             self._images_without_relations += 1
             return

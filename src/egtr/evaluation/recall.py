@@ -1,6 +1,7 @@
 """Visual Genome SGDet recall: R@K, mR@K, ngR@K, ngmR@K, zR@K, F1@K (architecture.md §5.8).
 
-Reproduces the neural-motifs / KERN evaluator used by EGTR (`sg_eval.py`, `calculate_mR_from_evaluator_list`):
+Reproduces the neural-motifs / KERN evaluator that the official EGTR runs (its `lib/evaluation/sg_eval.py`
+with `calculate_mR_from_evaluator_list`; repositories and commits: architecture.md §10):
 - ground-truth triplets are the distinct (subject, object, predicate) rows of an image;
 - R@K per image = |ground-truth triplets hit by the first K predictions| / |ground-truth triplets|,
   averaged over images; images without a ground-truth relation are skipped (the reference asserts) and
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from egtr.evaluation.candidates import graph_constrained_triplets, unconstrained_triplets
-from egtr.evaluation.inputs import describe_image, read_groundtruth, read_prediction
+from egtr.evaluation.inputs import read_image_inputs
 from egtr.evaluation.matching import box_label_matches, first_hit_ranks
 from egtr.evaluation.zero_shot import class_triplets, seen_triplet_keys, triplet_keys, unseen
 
@@ -68,9 +69,7 @@ class SceneGraphEvaluator:
 
     def update(self, groundtruth: Mapping, prediction: Mapping, image_id: object | None = None) -> None:
         """Add one image (architecture.md §4 dicts). `image_id` only names the image in error messages."""
-        where = describe_image(image_id)
-        truth = read_groundtruth(groundtruth, self.num_predicates, f"{where} ground truth")
-        predicted = read_prediction(prediction, self.num_predicates, f"{where} prediction")
+        truth, predicted = read_image_inputs(groundtruth, prediction, self.num_predicates, image_id)
         if len(truth.relations) == 0:
             self._images_without_relations += 1
             return

@@ -11,8 +11,7 @@ The optional packages (onnx, onnxruntime, openvino) are imported only when used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from egtr.lazy import lazy_attributes
 
 _LAZY = {
     "export_model": "egtr.export.exporter",
@@ -27,7 +26,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'egtr.export' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -11,13 +11,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from egtr.export.formats import runtime
 from egtr.export.metadata import ExportMetadata, output_names
 from egtr.inference.backend import RawOutputs
-from egtr.precision import check_precision
+
+
+def chosen_precision(name: str, precision: str | None, metadata: ExportMetadata) -> str:
+    """The precision the `name` backend runs an export in: `precision`, or the export's own when None;
+    ValueError when the backend does not run it (the format table's precisions)."""
+    return runtime(name).check_precision(metadata.precision if precision is None else precision)
 
 
 class ExportedModel:
-    """Base of the exported-model backends (egtr.inference.backend.Backend); `run` is theirs."""
+    """Base of the exported-model backends (egtr.inference.backend.Backend); `run` is theirs.
+
+    `precision` is what the float parts compute in (chosen_precision); `quantization` the export's INT8
+    settings (None for a float export)."""
 
     name = "exported"
     explains = False  # the graph returns the raw outputs only, not the attention by-products
@@ -28,7 +37,8 @@ class ExportedModel:
         self.config = metadata.config
         self.rel_dist = metadata.rel_dist_tensor()
         self.device = torch.device("cpu")
-        self.precision = check_precision(precision)
+        self.precision = precision
+        self.quantization = metadata.quantization
 
     def inputs(self, pixel_values, pixel_mask) -> dict[str, np.ndarray]:
         """The graph's inputs as numpy: float32 pixels [B,3,H,W], bool mask [B,H,W]."""

@@ -1,45 +1,43 @@
-"""Where an export lives: fixed file names in the export folder, and finding the file a backend runs.
+"""Finding the file a runtime runs in an export folder, or checking the one it was given.
 
 `egtr export --format onnx --out DIR` writes `DIR/model.onnx`; `--format openvino` writes `DIR/model.xml`
-(graph and metadata) with `DIR/model.bin` (weights). A backend is given the folder or the file itself;
-the file it runs is chosen from the names that exist, never from a value stored inside a file.
+(graph and metadata) with `DIR/model.bin` (weights); the file names are those of the format table
+(formats.py). A backend is given the folder or the file itself; the file it runs is chosen from the names
+that exist, never from a value stored inside a file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-ONNX_FILE = "model.onnx"
-OPENVINO_FILE = "model.xml"
-REPORT_FILE = "export.json"
-FORMATS = ("onnx", "openvino")
-# the model files each runtime reads, in order of preference (OpenVINO also reads ONNX directly)
-READABLE = {"onnxruntime": (ONNX_FILE,), "openvino": (OPENVINO_FILE, ONNX_FILE)}
-SUFFIXES = {"onnxruntime": (".onnx",), "openvino": (".xml", ".onnx")}
+from egtr.export.formats import RUNTIMES, companions, format_writing
+
+EXPORTED_RUNTIMES = {runtime.name: runtime for runtime in RUNTIMES if runtime.files}
 
 
 def model_file(path: str | Path, runtime: str) -> Path:
     """The model file `runtime` ("onnxruntime" or "openvino") should run for `path` (a file or folder)."""
     path = Path(path)
-    if runtime not in READABLE:
-        raise ValueError(f"runtime must be one of {', '.join(READABLE)}, got {runtime!r}")
+    if runtime not in EXPORTED_RUNTIMES:
+        raise ValueError(f"runtime must be one of {', '.join(EXPORTED_RUNTIMES)}, got {runtime!r}")
+    files, suffixes = EXPORTED_RUNTIMES[runtime].files, EXPORTED_RUNTIMES[runtime].suffixes
     if path.is_dir():
-        for name in READABLE[runtime]:
+        for name in files:
             if (path / name).is_file():
                 return path / name
-        wanted = " or ".join(READABLE[runtime])
         raise FileNotFoundError(
-            f"{path}: no {wanted} here for the {runtime} backend (write one with "
-            f"`egtr export CHECKPOINT --format {'onnx' if runtime == 'onnxruntime' else 'openvino'} "
-            f"--out {path}`)"
+            f"{path}: no {' or '.join(files)} here for the {runtime} backend (write one with "
+            f"`egtr export CHECKPOINT --format {format_writing(files[0]).name} --out {path}`)"
         )
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file or directory")
-    if path.suffix.lower() not in SUFFIXES[runtime]:
+    if path.suffix.lower() not in suffixes:
         raise ValueError(
-            f"{path}: the {runtime} backend runs {' or '.join(SUFFIXES[runtime])} files exported by "
+            f"{path}: the {runtime} backend runs {' or '.join(suffixes)} files exported by "
             "`egtr export` (a PyTorch checkpoint needs --backend torch)"
         )
-    if path.suffix.lower() == ".xml" and not path.with_suffix(".bin").is_file():
-        raise FileNotFoundError(f"{path}: its weights file {path.with_suffix('.bin').name} is missing")
+    missing = [path.with_suffix(suffix) for suffix in companions(path.suffix.lower())]
+    missing = [companion for companion in missing if not companion.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path}: its weights file {missing[0].name} is missing")
     return path

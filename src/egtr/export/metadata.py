@@ -3,9 +3,13 @@
 The same keys are stored as ONNX `metadata_props` and as OpenVINO `rt_info` (under `egtr`), so either file
 alone holds everything needed to run it: the EGTRConfig (JSON), class and predicate names, the
 preprocessing (resize rule, normalization, padding), the predicate prior `rel_dist` (for post-hoc logit
-adjustment, which is applied in Python and never baked into the graph), the egtr version and the ONNX
-opset. Reading it parses JSON only; nothing is executed. `ExportMetadata.from_strings` validates every
-field and names the file and the field in its errors.
+adjustment, which is applied in Python and never baked into the graph), the egtr version, the ONNX
+opset, the precision the export runs in by default (`egtr.precision`: fp32, or bf16 for an export made
+with `egtr export --precision bf16`) and, for an INT8 export, how it was quantized (`egtr.quantization`:
+tool, settings, the modules kept in floating point, the calibration images; null otherwise). The last two
+keys are optional when reading (exports of egtr before them are fp32). Reading it parses JSON only;
+nothing is executed. `ExportMetadata.from_strings` validates every field and names the file and the field
+in its errors.
 """
 
 from __future__ import annotations
@@ -38,7 +42,11 @@ KEYS = (
     "egtr.preprocessing",
     "egtr.rel_dist",
     "egtr.outputs",
+    "egtr.precision",
+    "egtr.quantization",
 )
+OPTIONAL_KEYS = {"egtr.precision": "fp32", "egtr.quantization": "null"}  # value when absent
+EXPORT_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class ExportMetadataError(ValueError):
@@ -60,6 +68,13 @@ class ExportMetadata:
     rel_dist: list[float] | None  # [R] predicate prior, None for a model without frequency statistics
     opset: int
     egtr_version: str
+    precision: str = "fp32"  # what the backend computes the float parts in unless --precision says else
+    quantization: dict[str, Any] | None = None  # INT8: how (egtr.export.int8); None: a float export
+
+    @property
+    def label(self) -> str:
+        """ "int8" for a quantized export, else its precision (what reports call it)."""
+        return "int8" if self.quantization else self.precision
 
     def rel_dist_tensor(self) -> Tensor | None:
         return None if self.rel_dist is None else torch.tensor(self.rel_dist, dtype=torch.float32)
@@ -88,6 +103,8 @@ class ExportMetadata:
             "egtr.preprocessing": json.dumps(self.preprocessing()),
             "egtr.rel_dist": json.dumps(self.rel_dist),
             "egtr.outputs": json.dumps(list(output_names(self.config))),
+            "egtr.precision": self.precision,
+            "egtr.quantization": json.dumps(self.quantization),
         }
 
     @classmethod
@@ -104,6 +121,8 @@ class _Reader:
         return ExportMetadataError(f"{self.source}: metadata field {key}: {problem}")
 
     def text(self, key: str) -> str:
+        if key not in self.values and key in OPTIONAL_KEYS:
+            return OPTIONAL_KEYS[key]
         if key not in self.values:
             raise self.fail(key, "missing (not a model written by `egtr export`, or a damaged one)")
         return self.values[key]
@@ -158,7 +177,22 @@ class _Reader:
             rel_dist=self.rel_dist(config),
             opset=self.integer("egtr.opset"),
             egtr_version=self.text("egtr.version"),
+            precision=self.precision(),
+            quantization=self.quantization(),
         )
+
+    def precision(self) -> str:
+        value = self.text("egtr.precision")
+        if value not in EXPORT_PRECISIONS:
+            expected = ", ".join(EXPORT_PRECISIONS)
+            raise self.fail("egtr.precision", f"expected one of {expected}, got {value!r}")
+        return value
+
+    def quantization(self) -> dict[str, Any] | None:
+        value = self.json("egtr.quantization")
+        if value is not None and not (isinstance(value, dict) and value.get("dtype") == "int8"):
+            raise self.fail("egtr.quantization", 'expected null or an object with "dtype": "int8"')
+        return value
 
     def preprocessing(self, value: Any) -> tuple[int, int | None]:
         key = "egtr.preprocessing"

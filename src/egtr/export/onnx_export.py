@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from egtr.export.diagnosis import ExportError, ModuleStack, onnx_failure
-from egtr.export.metadata import INPUT_NAMES, ExportMetadata, output_names
+from egtr.export.metadata import INPUT_NAMES, KEYS, ExportMetadata, output_names
 from egtr.files import write_atomically
 from egtr.models.egtr import EGTR
 
@@ -121,11 +121,13 @@ def onnx_bytes(model: EGTR, opset: int = DEFAULT_OPSET) -> bytes:
 
 
 def with_metadata(serialized: bytes, metadata: ExportMetadata) -> bytes:
-    """The ONNX model with the egtr metadata as metadata_props."""
+    """The ONNX model with the egtr metadata as metadata_props (replacing any it has)."""
     import onnx
 
     proto = onnx.load_model_from_string(serialized)
-    for key, value in metadata.to_strings().items():
+    kept = [(entry.key, entry.value) for entry in proto.metadata_props if entry.key not in KEYS]
+    del proto.metadata_props[:]
+    for key, value in [*kept, *metadata.to_strings().items()]:
         proto.metadata_props.add(key=key, value=value)
     proto.producer_name = "egtr"
     proto.producer_version = metadata.egtr_version

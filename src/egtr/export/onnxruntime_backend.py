@@ -1,4 +1,5 @@
-"""The ONNX Runtime backend: an exported `model.onnx` on the CPU execution provider, in fp32."""
+"""The ONNX Runtime backend: an exported `model.onnx` (fp32, or INT8 with fp32 in between) on the CPU
+execution provider."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 from torch import Tensor
 
-from egtr.export.exported import ExportedModel
+from egtr.export.exported import ExportedModel, chosen_precision
+from egtr.export.formats import runtime
 from egtr.export.layout import model_file
 from egtr.export.metadata import KEYS, ExportMetadata
 from egtr.inference.backend import RawOutputs
@@ -18,14 +20,11 @@ class OnnxRuntimeBackend(ExportedModel):
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, precision: str = "fp32", threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, precision: str | None = None, threads: int | None = None) -> None:
         import onnxruntime
 
-        if precision != "fp32":
-            raise ValueError(
-                f"the onnxruntime backend runs the exported fp32 graph only, not {precision} (use "
-                "--precision fp32, or --backend openvino / torch for reduced precision)"
-            )
+        if precision is not None:  # refused before the file is read
+            runtime(self.name).check_precision(precision)
         file = model_file(path, self.name)
         options = onnxruntime.SessionOptions()
         if threads:
@@ -38,7 +37,7 @@ class OnnxRuntimeBackend(ExportedModel):
             raise ValueError(f"{file}: onnxruntime cannot load it ({error})") from error
         stored = self.session.get_modelmeta().custom_metadata_map
         metadata = ExportMetadata.from_strings({k: v for k, v in stored.items() if k in KEYS}, str(file))
-        super().__init__(file, metadata, precision)
+        super().__init__(file, metadata, chosen_precision(self.name, precision, metadata))
 
     def run(self, pixel_values: Tensor, pixel_mask: Tensor) -> RawOutputs:
         inputs = self.inputs(pixel_values, pixel_mask)

@@ -2,15 +2,15 @@
 
 Precision is OpenVINO's inference precision hint, always set explicitly: fp32 (exact; without the hint
 OpenVINO computes in bf16 on CPUs that have it), or bf16 / fp16 where the CPU computes them natively
-(OpenVINO's CPU capabilities BF16 / FP16). Asking for a precision the CPU lacks is an error, not a silent
-fallback.
+(OpenVINO's CPU capabilities BF16 / FP16); by default the export's own (its metadata: fp32 unless exported
+with --precision bf16). Asking for a precision the CPU lacks is an error, not a silent fallback. In an
+INT8 export (NNCF) the quantized layers compute in int8 and the rest in this precision.
 
 Shapes: the model is compiled for the exact input shape (batch, height, width) and recompiled when the
 shape changes; after `static_shapes` (default 4) such compilations it is compiled once for dynamic shapes
-and stays so.
-A static compilation is faster and needs far less memory (Visual Genome preset at 800 x 1333, one thread:
-about 1.1 GB peak instead of 2.1 GB, and about a quarter faster), which suits folders and videos of
-equal-size images; the dynamic one avoids recompiling (seconds each) for mixed sizes.
+and stays so. A static compilation runs faster and needs far less memory, which suits folders and videos
+of equal-size images; the dynamic one avoids recompiling for every new size of a mixed folder
+(BENCHMARKS.md, "OpenVINO: static and dynamic shapes", has the numbers).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 
 from torch import Tensor
 
-from egtr.export.exported import ExportedModel
+from egtr.export.exported import ExportedModel, chosen_precision
+from egtr.export.formats import runtime
 from egtr.export.layout import model_file
 from egtr.export.metadata import KEYS, OUTPUT_NAMES, ExportMetadata
 from egtr.export.openvino_export import read_rt_metadata
@@ -39,6 +40,18 @@ def supported_precisions() -> list[str]:
     return [precision for precision, flag in CAPABILITIES.items() if flag in capabilities]
 
 
+def check_native(precision: str) -> str:
+    """`precision` when OpenVINO runs it natively on this CPU; ValueError otherwise."""
+    runtime("openvino").check_precision(precision)
+    supported = supported_precisions()
+    if precision not in supported:
+        raise ValueError(
+            f"this CPU has no native {precision} for OpenVINO (it computes {', '.join(supported)}); "
+            "use --precision fp32"
+        )
+    return precision
+
+
 class OpenVinoBackend(ExportedModel):
     """Compiles `path` (an export folder, its model.xml, or a model.onnx) for OpenVINO's CPU device;
     `threads` = inference threads (default: OpenVINO's choice); `static_shapes`: see the module docstring."""
@@ -48,20 +61,14 @@ class OpenVinoBackend(ExportedModel):
     def __init__(
         self,
         path: str | Path,
-        precision: str = "fp32",
+        precision: str | None = None,
         threads: int | None = None,
         static_shapes: int = STATIC_SHAPES,
     ) -> None:
         import openvino as ov
 
-        if precision not in PRECISION_HINTS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISION_HINTS)}, got {precision!r}")
-        supported = supported_precisions()
-        if precision not in supported:
-            raise ValueError(
-                f"this CPU has no native {precision} for OpenVINO (it computes {', '.join(supported)}); "
-                "use --precision fp32"
-            )
+        if precision is not None:  # refused before the file is read
+            check_native(precision)
         file = model_file(path, self.name)
         core = ov.Core()
         try:
@@ -69,6 +76,7 @@ class OpenVinoBackend(ExportedModel):
         except RuntimeError as error:
             raise ValueError(f"{file}: OpenVINO cannot read it ({error})") from error
         metadata = ExportMetadata.from_strings(read_rt_metadata(model, KEYS), str(file))
+        precision = check_native(chosen_precision(self.name, precision, metadata))
         self.options = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self.options["INFERENCE_NUM_THREADS"] = threads

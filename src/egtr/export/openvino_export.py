@@ -33,10 +33,14 @@ def openvino_model(serialized_onnx: bytes, model: EGTR):
 def write_openvino(serialized_onnx: bytes, path: str | Path, metadata: ExportMetadata, model: EGTR) -> Path:
     """Write an ONNX model (from `onnx_bytes`) as OpenVINO IR at `path` (`.xml`, with the `.bin` weights
     beside it), with `metadata`, atomically. `model` (the exported EGTR) names modules in errors."""
+    return save_ir(openvino_model(serialized_onnx, model), path, metadata)
+
+
+def save_ir(converted, path: str | Path, metadata: ExportMetadata) -> Path:
+    """Save an `openvino.Model` as IR at `path` (+ `.bin`) with `metadata` in its rt_info, atomically."""
     import openvino as ov
 
     path = Path(path)
-    converted = openvino_model(serialized_onnx, model)
     for key, value in metadata.to_strings().items():
         converted.set_rt_info(value, [RT_INFO_SECTION, key])
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """From images to scene graphs: post-processing, the predictor, drawings and explanations.
 
-- `postprocess.postprocess`: model outputs -> per-image predictions (the official rules, architecture.md
-§5.6);
+- `postprocess.postprocess`: model outputs -> per-image predictions (the official rules of
+  architecture.md §5.6);
 - `SceneGraphPredictor` (predictor.py): images (paths, PIL, numpy) -> `SceneGraph`s (scene_graph.py);
 - `draw_scene_graph` (visualize.py): photo with boxes beside the graph;
 - `explain_triplet` / `draw_explanation` (explain.py): per-layer attention and relation-source gates.
@@ -10,8 +10,7 @@ Heavy pieces import lazily: `import egtr.inference` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from egtr.lazy import lazy_attributes
 
 _LAZY = {
     "PostprocessOptions": "egtr.inference.postprocess",
@@ -28,7 +27,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'egtr.inference' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

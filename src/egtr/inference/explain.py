@@ -89,7 +89,7 @@ def draw_explanation(explanation: dict[str, Any], path: str | Path, title: str =
     """Write a PNG: per-layer attention i->j and j->i (bars = head mean, dots = heads) and gate weights."""
     import numpy as np
 
-    from egtr.inference.output import new_figure, save_figure
+    from egtr.figures import new_figure, save_figure
 
     attention, gates = explanation["attention"], explanation["gates"]
     layers = np.arange(1, len(attention["subject_to_object"]) + 1)

@@ -1,4 +1,4 @@
-"""Prediction outputs: figures, unique output names, JSON Lines written to a temporary file first."""
+"""Prediction outputs: unique output names, JSON Lines written to a temporary file first."""
 
 from __future__ import annotations
 
@@ -6,23 +6,6 @@ import json
 import os
 import tempfile
 from pathlib import Path
-
-from egtr.files import write_atomically
-
-
-def new_figure(width_in: float, height_in: float, dpi: int = 100):
-    """A matplotlib Figure drawn by Agg, without pyplot: no global backend switch, nothing to close."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width_in, height_in), dpi=dpi)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def save_figure(figure, path: str | Path) -> Path:
-    """Save a `new_figure` as PNG atomically, at the figure's own dpi."""
-    return write_atomically(path, lambda stream: figure.savefig(stream, format="png", dpi=figure.dpi))
 
 
 class OutputNames:
@@ -39,6 +22,10 @@ class OutputNames:
 
     def _forms(self, stem: Path) -> list[str]:
         return [str(stem).lower()] + [f"{stem}.{extra}".lower() for extra in self.extras]
+
+    def reserve(self, stem: str | Path) -> None:
+        """Mark `stem` (and its extras) as taken, as if claimed: e.g. an output already on disk."""
+        self.used.update(self._forms(Path(stem)))
 
     def claim(self, relative_name: str | Path) -> Path:
         stem = Path(relative_name).with_suffix("")

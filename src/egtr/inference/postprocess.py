@@ -1,7 +1,8 @@
-"""Model outputs -> per-image scene-graph predictions (the evaluator inputs of architecture.md §4),
-architecture.md §5.6
+"""Model outputs -> per-image scene-graph predictions, the evaluator inputs of architecture.md §4.
 
-Official rules (`train_egtr.py:evaluate_batch`, HF `post_process`), per image:
+The official rules (architecture.md §5.6: the official `train_egtr.py:evaluate_batch`, and for the
+detection list `DeformableDetrFeatureExtractor.post_process` of the official `model/deformable_detr.py`,
+from Hugging Face transformers; repositories and commits in architecture.md §10), per image:
 - object score and label = max of softmax over the C class logits (sigmoid as an option);
 - boxes: normalized cxcywh -> xyxy in original-image pixels;
 - rel = clamp(pred_rel, 0, 1) * clamp(pred_connectivity, 0, 1) [N,N,R]; pair prior = s_i * s_j;
@@ -29,8 +30,8 @@ import torch
 from torch import Tensor
 
 from egtr.boxes import cxcywh_to_xyxy, scale_boxes
+from egtr.inference.selection import OBJECT_SCORES
 
-OBJECT_SCORES = ("softmax", "sigmoid")
 DETECTION_LISTS = ("sigmoid_top", "queries")
 
 
@@ -144,7 +145,9 @@ def select_pairs(rel: Tensor, scores: Tensor, top_k: int, keep_diagonal: bool) -
 
 
 def top_detections(logits: Tensor, boxes: Tensor, top_k: int) -> dict:
-    """Best `top_k` (query, class) of sigmoid(logits [N,C]) with the query's box [N,4] (HF post_process)."""
+    """Best `top_k` (query, class) of sigmoid(logits [N,C]) with the query's box [N,4].
+
+    As the official `post_process` (module docstring)."""
     probabilities = logits.sigmoid().flatten()
     values, indices = probabilities.topk(min(top_k, probabilities.numel()))
     num_classes = logits.shape[-1]
@@ -155,3 +158,8 @@ def _to_cpu(prediction: dict) -> dict:
     return {
         key: _to_cpu(value) if isinstance(value, dict) else value.cpu() for key, value in prediction.items()
     }
+
+
+def to_numpy(prediction: dict) -> dict:
+    """A prediction dict (possibly nested) with every tensor as a numpy array (what the evaluators keep)."""
+    return {k: to_numpy(v) if isinstance(v, dict) else v.cpu().numpy() for k, v in prediction.items()}

@@ -6,10 +6,9 @@
 
 Per image: read (images.py, the one image reader; by default as the official loader) -> the official
 evaluation preprocessing (shorter side `size`, longer at most `max_size`, ImageNet normalization;
-architecture.md §5.7) -> batches padded with pixel masks ->
-the model -> the official post-processing (architecture.md §5.6) -> triplets and objects (triplets.py).
-Images are read
-and preprocessed on `workers` background threads while the model runs.
+architecture.md §5.10) -> batches padded with pixel masks -> the model -> the official post-processing
+(architecture.md §5.6) -> triplets and objects (triplets.py). Images are read and preprocessed on
+`workers` background threads while the model runs.
 
 The network runs in a backend (backend.py): PyTorch eager by default, or an exported model (egtr.export).
 Batches hold images of one size only, unless `pad_mixed_sizes` is set: padding changes a DETR-style
@@ -23,7 +22,7 @@ its own `selection` of triplets.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,8 +34,8 @@ from torch import Tensor
 
 from egtr.data.collate import collate
 from egtr.data.images import ImageReadError, ImageReading, source_name
-from egtr.data.transforms import EVAL_MAX_SIZE, EVAL_SIZE, eval_transform
-from egtr.inference.backend import Backend, TorchBackend
+from egtr.data.transforms import eval_transform
+from egtr.inference.backend import Backend, RawOutputs, TorchBackend
 from egtr.inference.explain import explain_triplet
 from egtr.inference.names import Vocabulary, resolve_vocabulary
 from egtr.inference.postprocess import PostprocessOptions, postprocess
@@ -44,6 +43,7 @@ from egtr.inference.progress import track
 from egtr.inference.scene_graph import SceneGraph
 from egtr.inference.triplets import TripletOptions, build_scene_graph
 from egtr.models.egtr import logit_adjusted
+from egtr.sizes import EVAL_MAX_SIZE, EVAL_SIZE
 
 
 @dataclass
@@ -55,6 +55,7 @@ class PredictionResult:
     graph: SceneGraph | None = None
     image: Image.Image | None = None  # the upright RGB image the graph refers to (for drawings)
     error: str | None = None
+    prediction: dict | None = None  # the post-processed prediction (`iter_predictions` only)
 
 
 @dataclass
@@ -125,14 +126,15 @@ class SceneGraphPredictor:
         max_pixels: refuse larger images before decoding them (default: PIL.Image.MAX_IMAGE_PIXELS; PIL
             itself refuses files above twice that global, whatever `max_pixels` says).
         explain_rank: attach an explanation (egtr.inference.explain) of the triplet at this 1-based rank.
-        workers: threads reading and preprocessing images ahead of the model.
+        workers: threads reading and preprocessing images ahead of the model; 0 reads them in the
+            calling thread, one at a time.
         exif, conversion: how image files are read (egtr.data.images; default: as the official
             loader, pixels as stored, PIL's RGB conversion); exif=True turns photos upright.
         logit_adjustment, logit_adj_tau: override the model config's post-hoc logit adjustment, as the
             official evaluation's flags do (None: keep the config's setting); any backend honours it.
         """
-        if batch_size < 1 or workers < 1:
-            raise ValueError("batch_size and workers must be >= 1")
+        if batch_size < 1 or workers < 0:
+            raise ValueError(f"batch_size must be >= 1 and workers >= 0, got {batch_size} and {workers}")
         if size < 1 or (max_size is not None and max_size < size):
             raise ValueError(f"size must be >= 1 and max_size >= size, got {size} and {max_size}")
         if explain_rank is not None and explain_rank < 1:
@@ -155,17 +157,21 @@ class SceneGraphPredictor:
             self.backend.config = logit_adjusted(
                 self.backend.config, self.backend.rel_dist, enabled, logit_adj_tau
             )
-        self.device = self.backend.device
         self.config = self.backend.config  # scores follow this config (its logit adjustment)
         self.vocabulary: Vocabulary = resolve_vocabulary(self.config, names)
         self.default_selection = self._selection(
-            TripletOptions(top_k, threshold, graph_constraint, dedup_iou, object_threshold), object_score
+            TripletOptions(top_k, threshold, graph_constraint, dedup_iou, object_threshold, object_score)
         )
         self.size, self.max_size = size, max_size
         self.batch_size, self.workers, self.pad_mixed_sizes = batch_size, workers, pad_mixed_sizes
         self.max_pixels, self.explain_rank = max_pixels, explain_rank
         self.reading = ImageReading(exif=exif, conversion=conversion, max_pixels=max_pixels)
         self.transform = eval_transform(size, max_size)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the backend runs the network."""
+        return self.backend.device
 
     @classmethod
     def from_checkpoint(
@@ -202,28 +208,41 @@ class SceneGraphPredictor:
 
         With `progress`, a progress bar on stderr (`total` defaults to len(images) when it has one).
         """
-        results = self._results(images)
+        results = self._results(images, self.run_batch)
         if progress:
             count = total if total is not None else len(images) if hasattr(images, "__len__") else 0
             results = track(results, count, "predicting")
         yield from results
 
-    def selection(self, object_score: str | None = None, **triplet_options: Any) -> Selection:
-        """This predictor's triplet selection with some options changed: `object_score` and the fields of
-        `TripletOptions` (top_k, threshold, graph_constraint, dedup_iou, object_threshold).
+    def iter_predictions(
+        self,
+        images: Iterable[Any],
+        options: PostprocessOptions,
+        progress: bool = False,
+        total: int | None = None,
+    ) -> Iterator[PredictionResult]:
+        """Like `iter_predict`, but each result holds the post-processed `prediction` (egtr.inference.
+        postprocess, with `options`: e.g. an evaluation protocol's) instead of a scene graph: what the
+        evaluators read."""
+        results = self._results(images, lambda batch: self._predictions(batch, options))
+        if progress:
+            count = total if total is not None else len(images) if hasattr(images, "__len__") else 0
+            results = track(results, count, "predicting")
+        yield from results
+
+    def selection(self, **triplet_options: Any) -> Selection:
+        """This predictor's triplet selection with some fields of `TripletOptions` changed (top_k,
+        threshold, graph_constraint, dedup_iou, object_threshold, object_score).
 
         Raises ValueError naming the option for a bad value, TypeError for an unknown option.
         """
-        default = self.default_selection
-        return self._selection(
-            replace(default.triplets, **triplet_options), object_score or default.postprocess.object_score
-        )
+        return self._selection(replace(self.default_selection.triplets, **triplet_options))
 
-    def _selection(self, triplets: TripletOptions, object_score: str) -> Selection:
+    def _selection(self, triplets: TripletOptions) -> Selection:
         postprocess = PostprocessOptions(
             top_k=triplets.pairs_needed(self.config.num_queries),
             keep_diagonal=False,
-            object_score=object_score,
+            object_score=triplets.object_score,
         )
         return Selection(triplets, postprocess)
 
@@ -241,15 +260,7 @@ class SceneGraphPredictor:
         selections = list(selections) if selections is not None else [self.default_selection] * len(batch)
         if len(selections) != len(batch):
             raise ValueError(f"{len(batch)} images but {len(selections)} selections")
-        inputs = collate([{"pixel_values": item.pixel_values, "target": {}} for item in batch])
-        raw = self.backend.run(inputs["pixel_values"], inputs["pixel_mask"])
-        outputs = raw.scored(self.config, self.backend.rel_dist)
-        sizes = torch.tensor([[item.image.height, item.image.width] for item in batch])
-        predictions: list = [None] * len(batch)
-        for options in dict.fromkeys(selection.postprocess for selection in selections):
-            for position, prediction in enumerate(postprocess(outputs, sizes, options)):
-                if selections[position].postprocess == options:
-                    predictions[position] = prediction
+        raw, predictions = self._forward(batch, [selection.postprocess for selection in selections])
         graphs = []
         for position, (item, prediction) in enumerate(zip(batch, predictions)):
             graph = build_scene_graph(
@@ -268,35 +279,85 @@ class SceneGraphPredictor:
         return graphs
 
     # ----------------------------------------------------------------------------------------- steps
-    def _results(self, images: Iterable[Any]) -> Iterator[PredictionResult]:
-        """Results in input order; images are batched by size (see `batch_size` in `__init__`)."""
-        waiting: deque[PreparedImage] = deque()  # in input order, not yet reported
-        groups: dict[Hashable, list[PreparedImage]] = {}  # batches being filled, by batch key
+    def _forward(
+        self, batch: Sequence[PreparedImage], options: Sequence[PostprocessOptions]
+    ) -> tuple[RawOutputs, list[dict]]:
+        """The one forward pass of every path: prepared images -> the backend -> scores -> one
+        post-processed prediction per image, image i with `options[i]`."""
+        inputs = collate([{"pixel_values": item.pixel_values, "target": {}} for item in batch])
+        raw = self.backend.run(inputs["pixel_values"], inputs["pixel_mask"])
+        outputs = raw.scored(self.config, self.backend.rel_dist)
+        sizes = torch.tensor([[item.image.height, item.image.width] for item in batch])
+        predictions: list = [None] * len(batch)
+        for chosen in dict.fromkeys(options):
+            for position, prediction in enumerate(postprocess(outputs, sizes, chosen)):
+                if options[position] == chosen:
+                    predictions[position] = prediction
+        return raw, predictions
+
+    def _predictions(self, batch: list[PreparedImage], options: PostprocessOptions) -> list[PredictionResult]:
+        with torch.inference_mode():
+            _, predictions = self._forward(batch, [options] * len(batch))
+        return [
+            PredictionResult(item.index, item.source, image=item.image, prediction=prediction)
+            for item, prediction in zip(batch, predictions)
+        ]
+
+    def _results(
+        self, images: Iterable[Any], run_batch: Callable[[list[PreparedImage]], list[PredictionResult]]
+    ) -> Iterator[PredictionResult]:
+        """Results in input order (`run_batch` makes them from a batch of readable images of `batches`)."""
+        waiting: deque[int] = deque()  # input indices in input order, not yet reported
         done: dict[int, PredictionResult] = {}  # finished, by input index
+
+        def noted(items: Iterable[PreparedImage]) -> Iterator[PreparedImage]:
+            for item in items:
+                waiting.append(item.index)
+                yield item
+
+        for batch in self.batches(noted(self.prepared(images))):
+            results = self.run_batch(batch) if batch[0].error is not None else run_batch(batch)
+            done.update((result.index, result) for result in results)
+            while waiting and waiting[0] in done:
+                yield done.pop(waiting.popleft())
+
+    def batches(self, prepared: Iterable[PreparedImage]) -> Iterator[list[PreparedImage]]:
+        """Prepared images (in input order) grouped for the forward pass: images of one batch key (equal
+        resized size, see `batch_size` in `__init__`), at most `batch_size` of them; an unreadable image comes
+        at once as a batch of its own (with its `error`). A batch runs part-full when its oldest image has
+        waited for `4 * batch_size` later inputs."""
+        groups: dict[Hashable, list[PreparedImage]] = {}  # batches being filled, by batch key
+        unsent: dict[int, PreparedImage] = {}  # readable images not in a batch yet, in input order
         max_waiting = 4 * self.batch_size
-        for item in self._prepared(images):
-            waiting.append(item)
+        for item in prepared:
+            oldest = next(iter(unsent.values()), None)
             if item.error is not None:
-                done[item.index] = PredictionResult(item.index, item.source, error=item.error)
+                yield [item]
             else:
                 key = self._batch_key(item)
                 groups.setdefault(key, []).append(item)
+                unsent[item.index] = item
                 if len(groups[key]) == self.batch_size:
-                    done.update(self._run_batch(groups.pop(key)))
-            if len(waiting) > max_waiting and waiting[0].index not in done:
-                done.update(self._run_batch(groups.pop(self._batch_key(waiting[0]))))
-            while waiting and waiting[0].index in done:
-                yield done.pop(waiting.popleft().index)
-        for group in groups.values():
-            done.update(self._run_batch(group))
-        for item in waiting:
-            yield done.pop(item.index)
+                    yield self._sent(groups.pop(key), unsent)
+            if oldest is not None and oldest.index in unsent and item.index - oldest.index >= max_waiting:
+                yield self._sent(groups.pop(self._batch_key(oldest)), unsent)
+        yield from groups.values()
+
+    @staticmethod
+    def _sent(batch: list[PreparedImage], unsent: dict[int, PreparedImage]) -> list[PreparedImage]:
+        for item in batch:
+            del unsent[item.index]
+        return batch
 
     def _batch_key(self, item: PreparedImage) -> Hashable:
         """Images with equal keys may share a batch: equal (height, width), or all with pad_mixed_sizes."""
         return None if self.pad_mixed_sizes else tuple(item.pixel_values.shape[1:])
 
-    def _prepared(self, images: Iterable[Any]) -> Iterator[PreparedImage]:
+    def prepared(self, images: Iterable[Any]) -> Iterator[PreparedImage]:
+        """Each input read and preprocessed (on `workers` threads, reading ahead), in input order."""
+        if self.workers == 0:
+            yield from (self._prepare(index, image) for index, image in enumerate(images))
+            return
         lookahead = 2 * self.batch_size + self.workers
         with ThreadPoolExecutor(self.workers, thread_name_prefix="egtr-read") as pool:
             pending: deque = deque()
@@ -315,9 +376,11 @@ class SceneGraphPredictor:
             return PreparedImage(index, name, error=error.reason)
         return self.preprocess(rgb, name, index)
 
-    def _run_batch(self, batch: list[PreparedImage]) -> dict[int, PredictionResult]:
+    def run_batch(self, batch: list[PreparedImage]) -> list[PredictionResult]:
+        """The results of one batch of `batches`: scene graphs, or the error of an unreadable image."""
+        if batch[0].error is not None:
+            return [PredictionResult(item.index, item.source, error=item.error) for item in batch]
         graphs = self.predict_prepared(batch)
-        return {
-            item.index: PredictionResult(item.index, item.source, graph, item.image)
-            for item, graph in zip(batch, graphs)
-        }
+        return [
+            PredictionResult(item.index, item.source, graph, item.image) for item, graph in zip(batch, graphs)
+        ]

@@ -16,8 +16,6 @@ score = s_subject * s_object * rel[predicate]. Then, in this order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
@@ -26,27 +24,9 @@ from egtr.evaluation.candidates import RankedTriplets, graph_constrained_triplet
 from egtr.evaluation.inputs import read_prediction
 from egtr.inference.names import Vocabulary
 from egtr.inference.scene_graph import SceneGraph, Triplet
+from egtr.inference.selection import TripletOptions
 
 PREFIX_FACTOR = 4  # de-duplication ranks 4 x top_k candidates first, then 4 times more while needed
-
-
-@dataclass(frozen=True)
-class TripletOptions:
-    top_k: int = 100  # triplets kept per image (official: 100)
-    threshold: float = 0.0  # minimum triplet score
-    graph_constraint: bool = True  # one predicate per pair (official default)
-    dedup_iou: float | None = None  # merge same-class boxes overlapping above this IoU; None = off
-    object_threshold: float | None = None  # also list objects outside the triplets scoring at least this
-
-    def __post_init__(self) -> None:
-        if self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
-        if self.dedup_iou is not None and not 0.0 <= self.dedup_iou < 1.0:
-            raise ValueError(f"dedup_iou must be in [0, 1), got {self.dedup_iou}")
-
-    def pairs_needed(self, num_queries: int) -> int:
-        """How many best pairs the post-processing must keep: all of them when de-duplicating."""
-        return num_queries * num_queries if self.dedup_iou is not None else self.top_k
 
 
 def duplicate_representatives(

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from egtr.figures import new_figure, save_figure
 from egtr.inference.graph_layout import layout_graph
-from egtr.inference.output import new_figure, save_figure
 from egtr.inference.scene_graph import SceneGraph
 
 EDGE_CURVATURE = 0.2  # arc3 "rad": opposite edges between two nodes bend apart

@@ -2,10 +2,10 @@
 
 Parameter names follow torchvision's ResNet (`conv1`, `bn1`, `layer{1..4}.{block}.conv{1,2,3}`, `.bn*`,
 `.downsample.{0,1}`), so an ImageNet state dict saved by torchvision or timm loads directly (its `fc.*`
-entries are ignored). Official EGTR quirk (architecture.md §5.1): every BatchNorm becomes FrozenBatchNorm2d
-except the
-four `layer{1..4}.0.downsample.1`, which stay ordinary trainable BatchNorm2d; `freeze_downsample_bn=True`
-freezes them too. `norm="batch"` makes every norm a trainable BatchNorm2d, for training from scratch.
+entries are ignored). As in the official EGTR (architecture.md §5.1), every BatchNorm becomes a
+FrozenBatchNorm2d except the four `layer{1..4}.0.downsample.1`, which stay ordinary trainable BatchNorm2d;
+`freeze_downsample_batchnorm=True` freezes them too. `norm="batch"` makes every norm a trainable
+BatchNorm2d, for training from scratch.
 """
 
 from __future__ import annotations
@@ -52,8 +52,10 @@ NORMS = {"frozen": FrozenBatchNorm2d, "batch": nn.BatchNorm2d}
 def affine_form(norm: nn.Module) -> tuple[Tensor, Tensor] | None:
     """(scale, shift) [C] with norm(x) = x * scale + shift per channel, when `norm` is such a fixed map (a
     frozen norm, or a BatchNorm2d in eval mode with running statistics); None for a BatchNorm2d that
-    normalizes with batch statistics. scale = w / sqrt(rv + eps), shift = b - rm * scale."""
-    if isinstance(norm, nn.BatchNorm2d) and (norm.training or norm.running_mean is None):
+    normalizes with batch statistics or any other norm. scale = w / sqrt(rv + eps), shift = b - rm * scale."""
+    if not isinstance(norm, (nn.BatchNorm2d, FrozenBatchNorm2d)) or (
+        isinstance(norm, nn.BatchNorm2d) and (norm.training or norm.running_mean is None)
+    ):
         return None
     scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
     return scale, norm.bias - norm.running_mean * scale
@@ -65,12 +67,33 @@ def conv_norm(x: Tensor, conv: nn.Conv2d, norm: nn.Module) -> Tensor:
     rounding, and gradients reach the convolution weight through the fold."""
     affine = affine_form(norm)
     if affine is None:
-        return norm(conv(x))
+        return norm(conv2d(x, conv.weight, conv.bias, conv))
     scale, shift = affine
     if conv.bias is not None:
         shift = shift + conv.bias * scale
-    weight = conv.weight * scale[:, None, None, None]
-    return F.conv2d(x, weight, shift, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return conv2d(x, conv.weight * scale[:, None, None, None], shift, conv)
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, conv: nn.Conv2d) -> Tensor:
+    """F.conv2d with the geometry of `conv`. A bf16 convolution of stride > 1 on a CPU map at most 2 pixels
+    wide runs in float32 instead: oneDNN's AMX bf16 kernel (oneDNN 3.12, torch 2.13) reads past the end
+    of such an input, which gives NaN or silently wrong outputs (tests/models/test_backbone.py shows it);
+    such maps are tiny, so the float32 detour costs nothing measurable."""
+    if conv.stride[-1] > 1 and computes_in_bf16(x) and x.device.type == "cpu" and x.shape[-1] <= 2:
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+        with torch.autocast("cpu", enabled=False):
+            bias = None if bias is None else bias.float()
+            output = F.conv2d(
+                x.float(), weight.float(), bias, conv.stride, conv.padding, conv.dilation, conv.groups
+            )
+        return output.to(dtype)
+    return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def computes_in_bf16(x: Tensor) -> bool:
+    """Whether a CPU convolution of `x` runs in bf16 (a bf16 input, or bf16 autocast)."""
+    autocast = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    return x.dtype == torch.bfloat16 or autocast
 
 
 def shortcut(x: Tensor, downsample: nn.Module | None) -> Tensor:
@@ -125,7 +148,8 @@ class ResNet(nn.Module):
     Args:
         depth: 18, 34, 50 or 101.
         norm: "frozen" (official: FrozenBatchNorm2d) or "batch" (trainable BatchNorm2d everywhere).
-        freeze_downsample_bn: with norm="frozen", also freeze the downsample BatchNorms (official: trainable).
+        freeze_downsample_batchnorm: with norm="frozen", also freeze the downsample BatchNorms (official:
+            trainable).
         frozen_stages: residual stages 1..n (with the stem) get requires_grad=False (official 1; 0 = none).
         width: channels of the stem and of the first stage (64 as in every standard ResNet; stage k has
             width * 2^(k-1) per block, times 4 out of a bottleneck). A narrower trunk is for small worlds
@@ -136,7 +160,7 @@ class ResNet(nn.Module):
         self,
         depth: int = 50,
         norm: str = "frozen",
-        freeze_downsample_bn: bool = False,
+        freeze_downsample_batchnorm: bool = False,
         frozen_stages: int = 1,
         width: int = 64,
     ) -> None:
@@ -148,7 +172,9 @@ class ResNet(nn.Module):
         kind, blocks = RESNET_LAYOUTS[depth]
         block = BasicBlock if kind == "basic" else Bottleneck
         block_norm = NORMS[norm]
-        downsample_norm = FrozenBatchNorm2d if norm == "frozen" and freeze_downsample_bn else nn.BatchNorm2d
+        downsample_norm = (
+            FrozenBatchNorm2d if norm == "frozen" and freeze_downsample_batchnorm else nn.BatchNorm2d
+        )
         widths = [width * 2**stage for stage in range(4)]
         self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
         self.bn1 = block_norm(width)

@@ -66,13 +66,22 @@ def sample_and_sum(
     Returns:
         [B, Q, H * Dh].
 
-    Eager PyTorch gathers with `embedding_bag`; an ONNX export, whose runtimes run a per-row gather loop
-    thousands of times slower, gets one GridSample per level instead (same numbers up to rounding).
+    Eager PyTorch gathers with `embedding_bag` (`_gather_and_sum`); an ONNX export traces
+    `MultiScaleDeformableAttention.exported_forward` instead, whose runtimes run a per-row gather loop
+    thousands of times slower than their GridSample.
     """
-    if torch.onnx.is_in_onnx_export():
-        positions = positions.nan_to_num(nan=-1.0)  # a NaN point lands between pixel -1 and 0, weight 0
-        return _grid_sample_and_sum(value, spatial_shapes, positions, attention_weights)
     return _gather_and_sum(value, spatial_shapes, positions, attention_weights)
+
+
+FAR = -1e6  # pixel-index coordinate of a point outside every map, whatever offset is added to it
+
+
+def far_if_not_finite(centres: Tensor) -> Tensor:
+    """Reference centres with every NaN or infinite coordinate replaced by FAR (outside every map), so that
+    a point placed from it reads nothing. (A level without real pixels has valid ratio 0 and gives such
+    centres.) The eager gather replaces NaN points itself; the exported formulation calls this on the
+    [B, Q, L, 2] centres instead of cleaning the 16-32 times larger point tensor of every layer."""
+    return torch.nan_to_num(centres, nan=FAR, posinf=FAR, neginf=FAR)
 
 
 CHUNK_POINTS = 1 << 19  # sampling points per gather chunk: its temporaries stay a few MB each
@@ -121,31 +130,6 @@ def _gather_and_sum(
                 output = corner if output is None else output.add_(corner)
         outputs.append(output.view(batch, -1, heads * head_dim))
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs, 1)
-
-
-def _grid_sample_and_sum(
-    value: Tensor, spatial_shapes: list[tuple[int, int]], positions: Tensor, attention_weights: Tensor
-) -> Tensor:
-    """`sample_and_sum` with one `grid_sample` (bilinear, zeros outside, align_corners=False) per level:
-    pixel-index x maps to the grid coordinate (2x + 1) / w - 1."""
-    batch, _, heads, head_dim = value.shape
-    queries, points = positions.shape[1], positions.shape[4]
-    sizes = level_sizes(spatial_shapes, positions.device)  # [L, 2] (w, h), traced from the input
-    output = None
-    start = 0
-    for level, (height, width) in enumerate(spatial_shapes):
-        level_value = value[:, start : start + height * width]  # [B, h*w, H, Dh]
-        start += height * width
-        level_value = level_value.permute(0, 2, 3, 1).reshape(batch * heads, head_dim, height, width)
-        grid = (2 * positions[:, :, :, level] + 1) / sizes[level] - 1  # [B, Q, H, P, 2]
-        grid = grid.transpose(1, 2).reshape(batch * heads, queries, points, 2)
-        sampled = F.grid_sample(
-            level_value, grid, "bilinear", "zeros", align_corners=False
-        )  # [B*H, Dh, Q, P]
-        weights = attention_weights[:, :, :, level].transpose(1, 2).reshape(batch * heads, 1, queries, points)
-        level_sum = (sampled * weights).sum(-1)  # [B*H, Dh, Q]
-        output = level_sum if output is None else output + level_sum
-    return output.view(batch, heads * head_dim, queries).transpose(1, 2)
 
 
 def multi_scale_deformable_attention(
@@ -219,6 +203,8 @@ class MultiScaleDeformableAttention(nn.Module):
         Returns:
             [B, Q, d].
         """
+        if torch.onnx.is_in_onnx_export():
+            return self.exported_forward(query, value_input, value_mask, reference_points, spatial_shapes)
         batch, queries, _ = query.shape
         value = self.value_proj(value_input)
         if value_mask is not None:  # in place: the projection's fresh output, not needed by its backward
@@ -240,3 +226,56 @@ class MultiScaleDeformableAttention(nn.Module):
             positions = centres + offsets.float()
             output = sample_and_sum(value.float(), spatial_shapes, positions, weights.float())
         return self.output_proj(output.to(query.dtype))
+
+    def exported_forward(
+        self,
+        query: Tensor,
+        value_input: Tensor,
+        value_mask: Tensor | None,
+        reference_points: Tensor,
+        spatial_shapes: list[tuple[int, int]],
+    ) -> Tensor:
+        """`forward` as an ONNX export traces it: the same numbers (tested), with one GridSample per level,
+        laid out for what ONNX Runtime and OpenVINO run fast (architecture.md, §3 export/):
+
+        - the offsets and attention weights are made head-major ([B, H, Q, K]) by one transpose each that
+          keeps their last axis whole, the values by one [B*H, Dh, S] transpose: the runtimes run
+          transposes that move the last axis with slow generic kernels;
+        - the grid of level l is the [Q, P] slice of that layout; the reference centres are cleaned of
+          non-finite values once (`far_if_not_finite`) instead of every point of every layer.
+        The projections stay calls of their modules, so that the exported nodes carry their module names
+        (INT8 export keeps modules in floating point by name).
+        """
+        batch, queries, _ = query.shape
+        heads, levels, points = self.n_heads, self.n_levels, self.n_points
+        head_dim = self.d_model // heads
+        value = self.value_proj(value_input)
+        if value_mask is not None:
+            value = value.masked_fill(~value_mask[..., None], 0.0)
+        values = value.transpose(1, 2).reshape(batch * heads, head_dim, -1)  # [B*H, Dh, S]
+        offsets = self.sampling_offsets(query).view(batch, queries, heads, -1).transpose(1, 2)  # [B,H,Q,LP2]
+        weights = self.attention_weights(query).view(batch, queries, heads, -1).transpose(1, 2)
+        weights = weights.softmax(-1).reshape(batch * heads, 1, queries, levels, points)
+        sizes = level_sizes(spatial_shapes, query.device)  # [L, 2] (w, h), traced from the input
+        centres = far_if_not_finite(reference_points.float() * sizes - 0.5)  # [B, Q, L, 2] pixel index
+        # grid coordinate of pixel-index x on a side of n pixels: (2x + 1) / n - 1
+        scale = 2 / sizes
+        grid_centres = (centres + 0.5) * scale - 1  # [B, Q, L, 2]
+        grid = (
+            grid_centres[:, None, :, :, None]
+            + offsets.reshape(batch, heads, queries, levels, points, 2) * scale[:, None]
+        )  # [B, H, Q, L, P, 2]
+        grid = grid.reshape(batch * heads, queries, levels, points, 2)
+        output = None
+        start = 0
+        for level, (height, width) in enumerate(spatial_shapes):
+            level_value = values[:, :, start : start + height * width].reshape(
+                batch * heads, head_dim, height, width
+            )
+            start += height * width
+            sampled = F.grid_sample(
+                level_value, grid[:, :, level], "bilinear", "zeros", align_corners=False
+            )  # [B*H, Dh, Q, P]
+            level_sum = (sampled * weights[:, :, :, level]).sum(-1)  # [B*H, Dh, Q]
+            output = level_sum if output is None else output + level_sum
+        return self.output_proj(output.view(batch, self.d_model, queries).transpose(1, 2))

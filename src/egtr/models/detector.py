@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from egtr.config import EGTRConfig
-from egtr.models.backbone import ResNet
+from egtr.models.backbone import ResNet, conv_norm
 from egtr.models.deformable_attention import MultiScaleDeformableAttention
 from egtr.models.denoising import DenoisingEmbedding, DenoisingQueries
 from egtr.models.mlp import MLP
@@ -45,9 +45,9 @@ class DeformableDetr(nn.Module):
         self.backbone = ResNet(
             config.backbone_depth,
             config.backbone_norm,
-            config.freeze_downsample_batchnorm,
-            config.backbone_frozen_stages,
-            config.backbone_width,
+            freeze_downsample_batchnorm=config.freeze_downsample_batchnorm,
+            frozen_stages=config.backbone_frozen_stages,
+            width=config.backbone_width,
         )
         self.position_embedding = SinePositionEmbedding(d // 2)
         self.num_backbone_levels = min(3, config.num_feature_levels)
@@ -114,7 +114,8 @@ class DeformableDetr(nn.Module):
         features = self.backbone(pixel_values)[3 - self.num_backbone_levels :]
         sources = [projection(feature) for projection, feature in zip(self.input_proj, features)]
         for level in range(len(features), len(self.input_proj)):
-            sources.append(self.input_proj[level](features[-1] if level == len(features) else sources[-1]))
+            source = features[-1] if level == len(features) else sources[-1]
+            sources.append(conv_norm(source, *self.input_proj[level]))  # a stride-2 convolution
         masks = [resize_mask(pixel_mask, source.shape[-2:]) for source in sources]
         return sources, masks
 

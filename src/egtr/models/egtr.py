@@ -1,4 +1,4 @@
-"""EGTR = Deformable DETR detector + relation head (+ frequency bias), architecture.md §4"""
+"""EGTR = Deformable DETR detector + relation head (+ frequency bias); its outputs: architecture.md §4."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""A plain multi-layer perceptron with ReLU between layers (DETR's MLP; parameter names `layers.{i}`)."""
+"""A plain multi-layer perceptron with ReLU between layers.
+
+DETR's MLP (architecture.md §10), with its parameter names `layers.{i}`.
+"""
 
 from __future__ import annotations
 

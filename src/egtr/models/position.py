@@ -1,4 +1,4 @@
-"""Sine position embedding of a padded feature map (architecture.md §5.1).
+"""Sine position embedding of a padded feature map (architecture.md §5.2).
 
 Each real pixel gets coordinates (row, column) = how many real pixels of its column / row lie up to and
 including it, mapped to (0, 2π]: c -> (c - 0.5) / (c_total + 1e-6) * 2π. A coordinate c becomes `num_feats`

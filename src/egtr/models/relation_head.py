@@ -6,10 +6,10 @@ the pair feature R_s(i, j) = f(a_{s,i}, b_{s,j}) with the relation function f (o
 gates it with one shared Linear(F, 1) and sums: P(i, j) = Σ_s sigmoid(gate(R_s)) * R_s. Two MLPs read P:
 predicate logits [R] and connectivity [1] (architecture.md §5.3).
 
-Efficiency (architecture.md §3): when f is linear in (a, b) (concat, sum), the gate logit and the first layer
-of both
-MLPs split into per-object terms, so W1 P(i, j) = Σ_s g_s(i,j) (W_a a_{s,i}) + Σ_s g_s(i,j) (W_b b_{s,j}):
-two batched matmuls over the S sources. The [B,N,N,S,F] pair tensor is never built.
+Efficiency (architecture.md §3, models/): when f is linear in (a, b) (concat, sum), the gate logit and the
+first layer of both MLPs split into per-object terms, so W1 P(i, j) = Σ_s g_s(i,j) (W_a a_{s,i}) +
+Σ_s g_s(i,j) (W_b b_{s,j}): two batched matmuls over the S sources. The [B,N,N,S,F] pair tensor is never
+built.
 """
 
 from __future__ import annotations

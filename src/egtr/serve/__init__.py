@@ -2,7 +2,8 @@
 
 - `create_app(predictor, limits)` (app.py): the FastAPI application (`POST /v1/scene-graph`,
   `GET /v1/model`, `GET /healthz`, the page at `/`, OpenAPI docs at `/docs`);
-- `ServerLimits` (limits.py): body size, pixels, timeouts, queue length, batching, token;
+- `ServerLimits` (limits.py): connections, bodies and their upload budget, decoded-image budget, pixels,
+  timeouts, queue, batching, token (the memory they bound: memory_bound.py);
 - `Batcher` (batching.py): gathers concurrent requests into batches for the model thread;
 - static/: the page, plain HTML/JS/CSS (no build step, no external resources).
 The server adds no model logic: reading is `egtr.data.images.load_rgb`, the rest is the predictor's.

@@ -5,36 +5,41 @@
     GET  /healthz          liveness, queue and batch counters
     GET  /                 the page (static/), OpenAPI docs at /docs
 
-A request goes: token check -> options check -> admission (queue limit) -> body (size and time limits)
--> decoding by the predictor's image reading (formats, pixel limit) and preprocessing, a few at a time in
-worker threads -> the batcher and the model thread -> `SceneGraph.to_dict()`. Every failure is a JSON
-`{"detail": ...}` answer (errors.py); none stops the server.
+A request goes: connection limits (connections.py) -> Host and Origin checks (origins.py) -> token
+check -> options check -> body, read within its own budget and deadline (uploads.py, upload_budget.py)
+-> admission to the model queue (only now: a request whose body has not arrived holds no queue slot) ->
+decoding within the decoded-image budget (decoding.py) -> the batcher and the model thread ->
+`SceneGraph.to_dict()`. Every failure is a JSON `{"detail": ...}` answer (errors.py); none stops the
+server. The API docs at /docs are Swagger UI served from its copy in the fastapi-offline package (not
+from a CDN; no validator): the page loads nothing from elsewhere.
 """
 
 import asyncio
 import hmac
+import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
-from egtr.data.images import WEB_FORMATS, ImageReadError
-from egtr.inference.predictor import PreparedImage, SceneGraphPredictor, Selection
+from egtr.inference.predictor import SceneGraphPredictor, Selection
 from egtr.serve.batching import Batcher, ServerBusy
-from egtr.serve.errors import ApiError, image_error, install_error_handlers
+from egtr.serve.connections import ConnectionGuard, ConnectionTracking
+from egtr.serve.decoding import Decoder
+from egtr.serve.errors import ApiError, busy, install_error_handlers
 from egtr.serve.limits import ServerLimits
 from egtr.serve.model_info import model_info
+from egtr.serve.origins import LOCAL_NAMES, OriginCheck
+from egtr.serve.selection import selection_dependency
+from egtr.serve.upload_budget import UploadBudget
 from egtr.serve.uploads import read_body, uploaded_image
 
 STATIC = Path(__file__).parent / "static"
-MAX_TOP_K = 10_000
-OPTION_NAMES = ("top_k", "threshold", "graph_constraint", "object_score", "dedup_iou", "object_threshold")
 IMAGE_BODY = {"type": "string", "format": "binary"}
 UPLOAD_DOCS = {
     "requestBody": {
@@ -53,18 +58,25 @@ UPLOAD_DOCS = {
 
 
 def create_app(
-    predictor: SceneGraphPredictor, limits: ServerLimits | None = None, model_name: str = "model"
+    predictor: SceneGraphPredictor,
+    limits: ServerLimits | None = None,
+    model_name: str = "model",
+    allowed_hosts: tuple[str, ...] | None = LOCAL_NAMES,
+    worker: int = 0,
+    workers: int = 1,
 ) -> FastAPI:
-    """The application serving `predictor`; its model thread runs while the app's lifespan lasts."""
+    """The application serving `predictor`; its model thread runs while the app's lifespan lasts.
+    `allowed_hosts`: the Host names a token-less server answers (None: any); `worker`: this process's
+    number among the `workers` processes serving the port."""
     limits = limits or ServerLimits()
     batcher = Batcher(
         predictor.predict_prepared, limits.max_batch, limits.batch_wait_ms / 1000, limits.max_queue
     )
-    # decoding runs on a few threads of its own: a bounded, stable set of threads keeps the allocator's
-    # per-thread arenas few, so memory stays flat under load
-    decoders = ThreadPoolExecutor(limits.decoders, thread_name_prefix="egtr-decode")
+    decoder = Decoder(predictor, limits)
+    uploads = UploadBudget(limits.max_upload_bytes_in_flight, limits.max_body_bytes, limits.max_stall_s)
+    guard = ConnectionGuard(limits.max_connections, limits.max_connections_per_client, limits.head_timeout_s)
     started = time.monotonic()
-    defaults = predictor.default_selection
+    selection = selection_dependency(predictor)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -73,16 +85,20 @@ def create_app(
             yield
         finally:
             batcher.stop()
-            decoders.shutdown(wait=True)
+            decoder.shutdown()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="egtr scene graphs",
         description="EGTR scene graph generation: POST an image, get its objects and "
         "subject-predicate-object triplets as JSON (the same JSON as `egtr predict`).",
         lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},  # Swagger UI would ask an outside validator
+        redoc_url=None,  # ReDoc's bundle fetches its logo from its makers' site
     )
-    app.state.batcher, app.state.limits = batcher, limits
+    app.state.batcher, app.state.limits, app.state.guard = batcher, limits, guard
     install_error_handlers(app)
+    app.add_middleware(OriginCheck, allowed_hosts=None if limits.token else allowed_hosts)
+    app.add_middleware(ConnectionTracking, guard=guard)
 
     def authorized(request: Request) -> None:
         if limits.token is None:
@@ -97,49 +113,6 @@ def create_app(
                 {"WWW-Authenticate": "Bearer"},
             )
 
-    def selection(
-        request: Request,
-        top_k: int = Query(defaults.triplets.top_k, ge=1, le=MAX_TOP_K, description="triplets kept"),
-        threshold: float = Query(
-            defaults.triplets.threshold, ge=0.0, le=1.0, description="minimum triplet score"
-        ),
-        graph_constraint: bool = Query(
-            defaults.triplets.graph_constraint, description="one predicate per object pair"
-        ),
-        object_score: Literal["softmax", "sigmoid"] = Query(
-            defaults.postprocess.object_score, description="object confidence (softmax is official)"
-        ),
-        dedup_iou: float | None = Query(
-            defaults.triplets.dedup_iou, ge=0.0, lt=1.0, description="merge same-class boxes above this IoU"
-        ),
-        object_threshold: float | None = Query(
-            defaults.triplets.object_threshold, ge=0.0, le=1.0, description="also list objects scoring this"
-        ),
-    ) -> Selection:
-        unknown = sorted(set(request.query_params) - set(OPTION_NAMES))
-        if unknown:
-            raise ApiError(
-                422, f"unknown query parameter(s) {', '.join(unknown)}; known: {', '.join(OPTION_NAMES)}"
-            )
-        try:
-            return predictor.selection(
-                object_score=object_score,
-                top_k=top_k,
-                threshold=threshold,
-                graph_constraint=graph_constraint,
-                dedup_iou=dedup_iou,
-                object_threshold=object_threshold,
-            )
-        except ValueError as error:
-            raise ApiError(422, f"bad option: {error}") from error
-
-    def prepare(data: bytes, name: str) -> PreparedImage:
-        try:
-            image = replace(predictor.reading, max_pixels=limits.max_pixels).read(data, name, WEB_FORMATS)
-        except ImageReadError as error:
-            raise image_error(error) from error
-        return predictor.preprocess(image, name)
-
     @app.post(
         "/v1/scene-graph",
         dependencies=[Depends(authorized)],
@@ -148,42 +121,55 @@ def create_app(
         responses={code: {"description": text} for code, text in ERROR_RESPONSES.items()},
     )
     async def scene_graph(request: Request, chosen: Annotated[Selection, Depends(selection)]) -> JSONResponse:
-        arrival = time.monotonic()
+        body = await read_body(request, limits, uploads)
         try:
-            batcher.arrive()
-        except ServerBusy as error:
-            raise ApiError(503, str(error), {"Retry-After": "1"}) from error
+            start, end, name = uploaded_image(request, body)
+            admitted = time.monotonic()
+            try:
+                batcher.arrive()
+            except ServerBusy as error:
+                raise busy(str(error)) from error
+            try:
+                prepared, tensor_bytes = await decoder.prepare(body, start, end, name, limits.timeout_s)
+            except BaseException:
+                batcher.leave()
+                raise
+        finally:
+            body.close()
+        job = batcher.submit(prepared, chosen)
+        loop = asyncio.get_running_loop()
+        job.add_done_callback(lambda _: loop.call_soon_threadsafe(decoder.budget.release, tensor_bytes))
+        remaining = limits.timeout_s - (time.monotonic() - admitted)
         try:
-            body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
-            data, name = await uploaded_image(request, body)
-            prepared = await asyncio.get_running_loop().run_in_executor(decoders, prepare, data, name)
-        except BaseException:
-            batcher.leave()
-            raise
-        answer = asyncio.wrap_future(batcher.submit(prepared, chosen))
-        remaining = limits.timeout_s - (time.monotonic() - arrival)
-        try:
-            graph = await asyncio.wait_for(answer, max(remaining, 0.001))
+            graph = await asyncio.wait_for(asyncio.wrap_future(job), max(remaining, 0.001))
         except asyncio.TimeoutError as error:
-            raise ApiError(
-                503,
-                f"no answer within the {limits.timeout_s:g} s request timeout: the server is busy",
-                {"Retry-After": "1"},
+            raise busy(
+                f"no answer within the {limits.timeout_s:g} s request timeout: the server is busy"
             ) from error
         except ServerBusy as error:
-            raise ApiError(503, str(error)) from error
+            raise busy(str(error)) from error
         except Exception as error:
             raise ApiError(500, f"{name}: the model failed ({type(error).__name__}: {error})") from error
         return JSONResponse(graph.to_dict())
 
     @app.get("/v1/model", dependencies=[Depends(authorized)], summary="The model and the server's settings")
     async def model() -> dict:
-        return model_info(predictor, model_name, limits)
+        return model_info(predictor, model_name, limits, workers)
 
-    @app.get("/healthz", summary="Liveness, queue and batch counters")
+    @app.get("/healthz", summary="Liveness, queue, batch, connection and budget counters")
     async def health() -> dict:
         uptime = round(time.monotonic() - started, 3)
-        return {"status": "ok", "model": model_name, "uptime_s": uptime, **batcher.report()}
+        return {
+            "status": "ok",
+            "model": model_name,
+            "worker": worker,
+            "pid": os.getpid(),
+            "uptime_s": uptime,
+            **batcher.report(),
+            **guard.report(),
+            **uploads.report(),
+            **decoder.budget.report(),
+        }
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -194,12 +180,14 @@ def create_app(
 
 
 ERROR_RESPONSES = {
-    400: "empty body, bad multipart body, corrupt image",
+    400: "empty body, bad multipart body, corrupt image; a Host that is not this server's (no token)",
     401: "missing or wrong bearer token (only when the server has one)",
-    408: "the body did not arrive within the body timeout",
-    413: "body or image (pixels) above the limit",
+    403: "a cross-origin browser request",
+    408: "the body arrived slower than --body-timeout and --min-upload-rate allow",
+    413: "body, image (pixels) or its decoding memory above the limit",
+    429: "too many connections from one client address",
     415: "not an image, or a format the server does not take",
     422: "a bad or unknown query option",
     500: "the model failed on the image",
-    503: "queue full or request timeout; retry later",
+    503: "queue or connections full, or request timeout; retry later",
 }

@@ -21,6 +21,11 @@ class ApiError(Exception):
         self.status, self.message, self.headers = status, message, headers
 
 
+def busy(message: str) -> ApiError:
+    """503 with Retry-After: the server cannot take the request now; the client may retry."""
+    return ApiError(503, message, {"Retry-After": "1"})
+
+
 def image_error(error: ImageReadError) -> ApiError:
     return ApiError(IMAGE_ERROR_STATUS.get(error.kind, 400), str(error))
 

@@ -1,11 +1,15 @@
-"""What `GET /v1/model` tells a client: names, a config summary, preprocessing, defaults and limits."""
+"""What `GET /v1/model` tells a client: names, a config summary, preprocessing, defaults, limits and the
+memory bound they give (memory_bound.py)."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 from egtr.data.images import WEB_FORMATS
 from egtr.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from egtr.inference.predictor import SceneGraphPredictor
 from egtr.serve.limits import ServerLimits
+from egtr.serve.memory_bound import memory_bound
 
 CONFIG_SUMMARY = (
     "num_labels",
@@ -22,7 +26,8 @@ CONFIG_SUMMARY = (
 )
 
 
-def model_info(predictor: SceneGraphPredictor, name: str, limits: ServerLimits) -> dict:
+def model_info(predictor: SceneGraphPredictor, name: str, limits: ServerLimits, workers: int = 1) -> dict:
+    """`limits` and `memory` are per worker process; `workers` processes answer on the port."""
     config = predictor.config
     triplets = predictor.default_selection.triplets
     return {
@@ -44,19 +49,19 @@ def model_info(predictor: SceneGraphPredictor, name: str, limits: ServerLimits) 
             "image_conversion": predictor.reading.conversion,
             "formats": list(WEB_FORMATS),
         },
-        "defaults": {
-            "top_k": triplets.top_k,
-            "threshold": triplets.threshold,
-            "graph_constraint": triplets.graph_constraint,
-            "dedup_iou": triplets.dedup_iou,
-            "object_threshold": triplets.object_threshold,
-            "object_score": predictor.default_selection.postprocess.object_score,
-        },
+        "defaults": asdict(triplets),
         "limits": limits.public(),
+        "memory": memory_bound(limits),
+        "workers": workers,
     }
 
 
 def parameter_count(backend) -> int | None:
-    """The network's parameter count where the backend holds the PyTorch model, else None."""
+    """The network's parameter count where the backend holds the PyTorch model, else None (an OpenVINO
+    backend's `model` is its compiled graph)."""
+    import torch
+
     model = getattr(backend, "model", None)
-    return sum(parameter.numel() for parameter in model.parameters()) if model is not None else None
+    if not isinstance(model, torch.nn.Module):
+        return None
+    return sum(parameter.numel() for parameter in model.parameters())

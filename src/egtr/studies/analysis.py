@@ -29,12 +29,12 @@ from egtr.data.collate import collate
 from egtr.data.dataset import SceneGraphDataset
 from egtr.data.record import SceneGraphRecord
 from egtr.data.transforms import eval_transform
-from egtr.engine.predict_split import to_numpy
 from egtr.evaluation import evaluate_split
 from egtr.inference.explain import attention_from, gate_source_names
-from egtr.inference.postprocess import PostprocessOptions, postprocess
+from egtr.inference.postprocess import PostprocessOptions, postprocess, to_numpy
 from egtr.inference.progress import track
 from egtr.models.egtr import EGTR
+from egtr.sizes import EVAL_MAX_SIZE, EVAL_SIZE
 from egtr.studies.failures import CATEGORIES, failure_counts
 from egtr.studies.probe import linear_probe
 from egtr.studies.statistics import cohen_d, roc_auc
@@ -43,8 +43,8 @@ from egtr.training import HungarianMatcher
 
 @dataclass(frozen=True)
 class AnalysisOptions:
-    size: int = 800
-    max_size: int = 1333
+    size: int = EVAL_SIZE
+    max_size: int = EVAL_MAX_SIZE
     batch_size: int = 1
     device: str = "cpu"
     workers: int = 0

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from egtr.figures import new_figure, save_figure
 from egtr.files import write_text
-from egtr.inference.output import new_figure, save_figure
 
 FIGURES = ("sources.png", "attention.png", "predicates.png", "confusion.png", "failures.png")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egtr.inference.output import new_figure, save_figure
+from egtr.figures import new_figure, save_figure
 from egtr.studies.study import Study
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from egtr.devices import uses_cuda
 from egtr.engine.settings import TrainSettings, merge, preset
 from egtr.files import write_text
 from egtr.studies.job import (
@@ -37,8 +38,8 @@ from egtr.studies.job import (
 from egtr.studies.study import Study, StudyError
 from egtr.studies.synthetic import DEFAULT_IMAGES, ensure_synthetic_data, synthetic_training_overrides
 
-# the default budget on the synthetic world: 2-3 minutes per run on a 2-core CPU, about an hour per
-# 6-variant, 3-seed study with its detector
+# the default budget on the synthetic world (the README's "Studies" section gives its run and study times,
+# measured with their machine)
 DETECTOR_STEPS = 800
 RUN_STEPS = 150
 POLL_SECONDS = 0.5
@@ -300,7 +301,7 @@ def visible_gpus(accelerator: str) -> list[str]:
     """CUDA device ids the runs may use (none on CPU runs), as CUDA_VISIBLE_DEVICES names them."""
     import torch
 
-    if accelerator not in ("gpu", "cuda", "auto") or not torch.cuda.is_available():
+    if not uses_cuda(accelerator):
         return []
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible:

@@ -1,5 +1,4 @@
-"""Training objectives: the EGTR criterion, the detector-only criterion, the Hungarian matcher
-(architecture.md §5.5)."""
+"""Training objectives (architecture.md §5.5): the EGTR criterion, the detector criterion, the matcher."""
 
 from egtr.training.criterion import EGTRCriterion
 from egtr.training.detector_criterion import DetectorCriterion

@@ -1,5 +1,6 @@
-"""The EGTR training objective (architecture.md §5.5): detection + relation (adaptive smoothing, sampling) +
-connectivity.
+"""The EGTR training objective: detection + relation (adaptive smoothing, sampling) + connectivity.
+
+The official objective of architecture.md §5.5:
 
     loss = ce_w * loss_ce + bbox_w * loss_bbox + giou_w * loss_giou
          + rel_w * loss_rel + conn_w * loss_connectivity

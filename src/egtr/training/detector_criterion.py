@@ -1,4 +1,6 @@
-"""The detector-only objective for phase-one pre-training (architecture.md §5.5, `DeformableDetrLoss`).
+"""The detector-only objective of the detector pre-training phase (architecture.md §5.5, §5.7).
+
+As the official `DeformableDetrLoss` (in the official `model/deformable_detr.py`, architecture.md §10):
 
     loss = ce_w * loss_ce + bbox_w * loss_bbox + giou_w * loss_giou  (+ the same for decoder layers 0..L-2)
 

@@ -1,7 +1,7 @@
-"""Hungarian matching of object queries to ground-truth boxes, with the adaptive-smoothing shift
-(architecture.md §5.5).
+"""Hungarian matching of object queries to ground-truth boxes, with the adaptive-smoothing shift.
 
-Cost of assigning query q to target t (all terms as officially, in float32):
+The official matching of architecture.md §5.5. Cost of assigning query q to target t (all terms as
+officially, in float32):
     p = sigmoid(logits[q, label_t])
     class = alpha (1-p)^gamma (-log(p + 1e-8)) - (1-alpha) p^gamma (-log(1-p + 1e-8))
     cost  = bbox_cost * L1(box_q, box_t) + class_cost * class - giou_cost * GIoU(box_q, box_t)

@@ -1,6 +1,7 @@
 """Load on a real server: `egtr serve` in a subprocess on 127.0.0.1, and concurrent clients posting images.
 
-The load test and `benchmarks/bench_serve.py` use it; standard library only (subprocess, urllib,
+A test harness, not part of the package: the load test (tests/serve/test_load.py) and
+`benchmarks/bench_serve.py` use it; standard library only (subprocess, urllib,
 threads), so it measures the server, not a client library.
 
     with ServerProcess(["--checkpoint", "model.safetensors", "--max-batch", "8"]) as server:
@@ -10,6 +11,7 @@ threads), so it measures the server, not a client library.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -18,11 +20,18 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def loopback(index: int) -> str:
+    """A loopback address of its own for client `index` (127.0.1.1, 127.0.1.2, ...): the server sees
+    each as another client address."""
+    return f"127.0.{1 + index // 250}.{1 + index % 250}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,24 +59,48 @@ def multipart(body: bytes, name: str) -> tuple[bytes, str]:
 
 
 def post_image(
-    url: str, body: bytes, query: str = "", name: str | None = None, timeout: float = 300.0
+    url: str,
+    body: bytes,
+    query: str = "",
+    name: str | None = None,
+    timeout: float = 300.0,
+    source: str | None = None,
 ) -> Answer:
-    """POST an image to `url`/v1/scene-graph[?query]: raw bytes, or a multipart file named `name`."""
-    address = f"{url}/v1/scene-graph" + (f"?{query}" if query else "")
+    """POST an image to `url`/v1/scene-graph[?query]: raw bytes, or a multipart file named `name`; from
+    the local address `source` when given (a loopback address other than 127.0.0.1 acts as another
+    client)."""
+    parts = urllib.parse.urlsplit(url)
+    path = "/v1/scene-graph" + (f"?{query}" if query else "")
     data, content_type = multipart(body, name) if name is not None else (body, "application/octet-stream")
-    request = urllib.request.Request(address, data=data, headers={"Content-Type": content_type})
+    connection = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=timeout, source_address=(source, 0) if source else None
+    )
     started = time.perf_counter()
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, text = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, text = error.code, error.read()
+        connection.request("POST", path, body=data, headers={"Content-Type": content_type})
+        response = connection.getresponse()
+        status, text = response.status, response.read()
+    finally:
+        connection.close()
     return Answer(status, json.loads(text), time.perf_counter() - started)
 
 
 def get_json(url: str, timeout: float = 10.0) -> dict:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def worker_healths(url: str, count: int, timeout_s: float = 120.0) -> dict[int, dict]:
+    """/healthz of each of `count` worker processes ({worker: health}): asked on new connections until
+    every worker has answered (the kernel hands each connection to one of them)."""
+    healths, deadline = {}, time.monotonic() + timeout_s
+    while len(healths) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only workers {sorted(healths)} of {count} answered within {timeout_s:g} s")
+        health = get_json(f"{url}/healthz")
+        healths[health["worker"]] = health
+        time.sleep(0.02)
+    return healths
 
 
 @dataclass
@@ -91,13 +124,16 @@ def run_clients(
     requests: int,
     query: str = "",
     names: list[str] | None = None,
+    sources: list[str] | None = None,
 ) -> LoadResult:
     """`requests` POSTs from `clients` concurrent clients; request i sends bodies[i % len(bodies)] (as a
-    multipart file named names[i % len(bodies)] when `names` are given, else as raw bytes)."""
+    multipart file named names[i % len(bodies)] when `names` are given, else as raw bytes), from the local
+    address sources[i % len(sources)] when given."""
 
     def send(index: int) -> Answer:
         position = index % len(bodies)
-        return post_image(url, bodies[position], query, names[position] if names else None)
+        source = sources[index % len(sources)] if sources else None
+        return post_image(url, bodies[position], query, names[position] if names else None, source=source)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -139,12 +175,20 @@ class ServerProcess:
         """What the server printed so far."""
         return Path(self.log.name).read_text(errors="replace")
 
-    def rss_bytes(self) -> int:
-        """Resident memory of the server process (Linux /proc)."""
+    def rss_bytes(self, field: str = "VmRSS") -> int:
+        """Resident memory of the server process now (VmRSS), or at its peak since `reset_peak` (VmHWM);
+        Linux /proc."""
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS in /proc status")
+        raise RuntimeError(f"no {field} in /proc status")
+
+    def peak_rss_bytes(self) -> int:
+        return self.rss_bytes("VmHWM")
+
+    def reset_peak(self) -> None:
+        """Start the peak (VmHWM) anew from the current resident size."""
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
 
     def __exit__(self, *_) -> None:
         if self.process is not None and self.process.poll() is None:
