@@ -8,7 +8,7 @@ import pytest
 
 from egtr.cli import main
 from egtr.data.record import SceneGraphRecord
-from egtr.engine.demo import DEMO_STEPS, VALIDATIONS, demo_settings
+from egtr.engine.demo import DEMO_STEPS, DEMO_TRAINING, VALIDATIONS, demo_settings
 from egtr.engine.settings import preset
 from egtr.inference.review import triplet_hits
 from egtr.inference.scene_graph import SceneGraph, Triplet
@@ -58,7 +58,9 @@ def test_demo_settings(tmp_path):
     assert settings.max_steps == DEMO_STEPS and settings.val_check_interval == DEMO_STEPS // VALIDATIONS
     assert (settings.eval_size, settings.train_scales) == (128, [115, 128, 141])
     synthetic = preset("synthetic", "egtr")
-    assert settings.model == synthetic.model and settings.lr_schedule == synthetic.lr_schedule
+    assert settings.model == {**synthetic.model, **DEMO_TRAINING["model"]}
+    assert (settings.lr, settings.lr_initialized) == (DEMO_TRAINING["lr"], DEMO_TRAINING["lr_initialized"])
+    assert settings.lr_schedule == synthetic.lr_schedule == "constant"
     timed = demo_settings(
         tmp_path / "data",
         tmp_path / "train",

@@ -1,10 +1,12 @@
 """The demo's training and report (`egtr demo`): EGTR trained from scratch on the synthetic world.
 
-One phase: the `egtr` phase of the `synthetic` preset family (engine/settings.py: the small model, query
-denoising, auxiliary decoder losses, AdamW with a warm-up and a cosine decay over the budget), from
-scratch, so the detector and the relation head learn together. The budget is a number of steps (the
-default: reproducible on one machine) or a time; validation (with R@K, mR@K and AP50) runs
-`VALIDATIONS` times over a step budget, which gives the learning curve.
+One phase: the `egtr` phase of the `synthetic` preset family (engine/settings.py) with `DEMO_TRAINING` on
+top, from scratch, so the detector and the relation head learn together. `DEMO_TRAINING` is what measured
+best for a 5-minute CPU budget (BENCHMARKS.md, "The demo"): a ResNet-18 trunk of half width, three groups
+of query denoising, auxiliary decoder losses, no dropout, and constant rates 6x the synthetic preset's (a
+cosine decay over so short a budget lost 0.3-0.5 R@50). The budget is a number of steps (the default:
+reproducible on one machine) or a time; validation (with R@K, mR@K and AP50) runs `VALIDATIONS` times
+over a step budget, which gives the learning curve.
 
 Import-light: torch and Lightning are imported by the functions that need them.
 """
@@ -16,7 +18,13 @@ from typing import Any
 
 from egtr.engine.settings import TrainSettings, merge, preset
 
-DEMO_STEPS = 1000
+DEMO_STEPS = 1500
+DEMO_TRAINING: dict[str, Any] = {
+    "lr": 6e-4,
+    "lr_backbone": 6e-4,
+    "lr_initialized": 1.5e-3,
+    "model": {"backbone_width": 32, "denoising_groups": 3, "auxiliary_loss": True, "dropout": 0.0},
+}
 DEMO_BATCH_SIZE = 4
 VALIDATIONS = 5  # over a step budget, the last one at the last step; a time budget keeps their spacing
 DRAWN_IMAGES = 6
@@ -52,6 +60,7 @@ def demo_settings(
     return merge(
         preset("synthetic", "egtr"),
         {
+            **DEMO_TRAINING,
             **image_size_settings(image_size),
             **budget,
             "data": str(data),

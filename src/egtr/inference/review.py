@@ -16,7 +16,7 @@ from PIL import Image
 
 from egtr.boxes import iou_plus_one_pixel
 from egtr.data.record import SceneGraphRecord
-from egtr.inference.output import new_figure, save_figure
+from egtr.figures import new_figure, save_figure
 from egtr.inference.scene_graph import SceneGraph
 from egtr.inference.visualize import drawn_parts, node_label, object_colours, text_colour
 
