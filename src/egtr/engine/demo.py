@@ -2,11 +2,12 @@
 
 One phase: the `egtr` phase of the `synthetic` preset family (engine/settings.py) with `DEMO_TRAINING` on
 top, from scratch, so the detector and the relation head learn together. `DEMO_TRAINING` is what measured
-best for a 5-minute CPU budget (BENCHMARKS.md, "The demo"): a ResNet-18 trunk of half width, three groups
-of query denoising, auxiliary decoder losses, no dropout, and constant rates 6x the synthetic preset's (a
-cosine decay over so short a budget lost 0.3-0.5 R@50). The budget is a number of steps (the default:
-reproducible on one machine) or a time; validation (with R@K, mR@K and AP50) runs `VALIDATIONS` times
-over a step budget, which gives the learning curve.
+best for a few minutes of CPU (BENCHMARKS.md, "The demo"): a ResNet-18 trunk of half width, three groups of
+query denoising, auxiliary decoder losses, no dropout, constant rates of 6e-4 (1.5e-3 for the relation
+head; a cosine decay over so short a budget lost 0.3-0.5 R@50), and AdamW's fused kernel (the same update
+up to rounding, 7% less per step). The budget is a number of steps (the default: reproducible on one
+machine) or a time; validation (with R@K, mR@K and AP50) runs `VALIDATIONS` times over a step budget, which
+gives the learning curve.
 
 Import-light: torch and Lightning are imported by the functions that need them.
 """
@@ -23,6 +24,7 @@ DEMO_TRAINING: dict[str, Any] = {
     "lr": 6e-4,
     "lr_backbone": 6e-4,
     "lr_initialized": 1.5e-3,
+    "adamw_implementation": "fused",
     "model": {"backbone_width": 32, "denoising_groups": 3, "auxiliary_loss": True, "dropout": 0.0},
 }
 DEMO_BATCH_SIZE = 4
