@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from egtr.data.images import ALPHA_MODES, HIGH_DEPTH_MODES
-
 if TYPE_CHECKING:
     from egtr.serve.limits import ServerLimits
 
@@ -44,6 +42,8 @@ TENSOR_BYTES_PER_PIXEL = 12  # per resized pixel of the prepared float32 [3, H, 
 
 def decode_bytes_per_pixel(format: str | None, mode: str, conversion: str) -> int:
     """The most bytes per pixel that reading an image of this PIL format and mode holds."""
+    from egtr.data.images import ALPHA_MODES, HIGH_DEPTH_MODES  # egtr.data imports torch: not at parse time
+
     if format == "WEBP":
         return WEBP_BYTES_PER_PIXEL[conversion]
     if conversion == "composite" and mode in HIGH_DEPTH_MODES:
