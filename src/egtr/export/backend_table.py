@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from egtr.export.formats import BACKENDS, EXPORT_FORMATS, RUNTIMES, MissingExtraError
+from egtr.export.int8 import CALIBRATION_SIZE  # as `egtr export --int8`, so that accuracy is the same
 
 OUTPUTS = ("logits", "pred_boxes", "rel_logits", "connectivity_logits")
 REFERENCE = ("torch", "fp32", False)
 METRICS = ("R@50", "mR@50", "AP50")  # the accuracy columns (as metrics.json names them)
-CALIBRATION_SIZE = 8  # images: enough to place the INT8 scales for a speed measurement
 
 
 @dataclass(frozen=True)
