@@ -1,8 +1,8 @@
 """`egtr benchmark --backend all`: every backend and precision this machine runs natively, in one table.
 
 The variants come from the format table (formats.py): each runtime in each precision its `native()` names
-(PyTorch eager fp32, bf16/fp16 where the CPU computes them; ONNX Runtime fp32; OpenVINO fp32, bf16/fp16
-where native) and, where the CPU has int8 dot products (egtr.hardware.native_int8), the INT8 export of
+(PyTorch eager fp32, bf16 where the CPU computes it; ONNX Runtime fp32; OpenVINO fp32, bf16/fp16 where
+native) and, where the CPU has int8 dot products (egtr.hardware.native_int8), the INT8 export of
 every format that has a quantizer, run by its runtime. The exports are made from the model into a
 temporary folder (INT8: calibrated on `calibration` images, `egtr export --int8`'s code) and removed with
 it, unless export folders of `egtr export` are given (`exports`), whose files then replace the ones that
@@ -73,7 +73,7 @@ def native_variants(backends: Sequence[str] = BACKENDS) -> tuple[list[Variant], 
             if precision in native:
                 variants.append(Variant(candidate.name, precision))
             else:
-                skipped.append(f"{candidate.name} {precision}: not native on this CPU")
+                skipped.append(f"{candidate.name} {precision}: not computed natively (fast) here")
         for written in EXPORT_FORMATS:
             if written.runtime == candidate.name and written.quantize is not None:
                 if native_int8():

@@ -114,9 +114,11 @@ def _load_openvino(path: Path, precision: str | None, device: Any, threads: int 
 
 
 def _native_torch() -> tuple[str, ...]:
+    """fp32, and bf16 where the CPU computes it natively. Not fp16: torch's CPU fp16 autocast ran 19x
+    slower than fp32 even on a CPU with AVX512-FP16 (BENCHMARKS.md, "Every backend in one table")."""
     from egtr.precision import precision_note
 
-    return tuple(precision for precision in PRECISIONS if precision_note("cpu", precision) is None)
+    return tuple(precision for precision in ("fp32", "bf16") if precision_note("cpu", precision) is None)
 
 
 def _native_openvino() -> tuple[str, ...]:
