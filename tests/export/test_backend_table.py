@@ -111,3 +111,10 @@ def test_table_flags_clash(tmp_path, capsys):
     assert "drop --precision" in capsys.readouterr().err
     assert main(["benchmark", "--config", str(config), "--size", "8", "8", "--size", "9", "9"]) == 2
     assert "several --size need --backend" in capsys.readouterr().err
+
+
+def test_a_failing_measurement_is_a_row_error_not_a_crash(tmp_path):
+    spec = {"runtime": "onnxruntime", "precision": "fp32", "path": str(tmp_path / "missing"), "size": [8, 8]}
+    spec.update(warmup=0, repeats=1, threads=1, outputs=str(tmp_path / "outputs.safetensors"))
+    result = backend_table.run_measurement(spec, timeout=120)
+    assert set(result) == {"error"} and result["error"]

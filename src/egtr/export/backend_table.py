@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from egtr.export.formats import BACKENDS, EXPORT_FORMATS, RUNTIMES, MissingExtraError
+from egtr.export.formats import BACKENDS, EXPORT_FORMATS, RUNTIMES, MissingExtraError, export_format
 from egtr.export.int8 import CALIBRATION_SIZE  # as `egtr export --int8`, so that accuracy is the same
 
 OUTPUTS = ("logits", "pred_boxes", "rel_logits", "connectivity_logits")
@@ -93,8 +93,12 @@ class Prepared:
     def path(self, variant: Variant) -> Path:
         if variant.runtime == "torch":
             return self.checkpoint
-        written = next(f for f in EXPORT_FORMATS if f.runtime == variant.runtime)
-        return self.files[(written.name, variant.int8)]
+        return self.files[(format_of(variant.runtime), variant.int8)]
+
+
+def format_of(runtime_name: str) -> str:
+    """The export format a runtime runs (formats.py)."""
+    return next(written.name for written in EXPORT_FORMATS if written.runtime == runtime_name)
 
 
 def given_exports(folders: Sequence[Path]) -> dict[tuple[str, bool], Path]:
@@ -132,11 +136,7 @@ def prepare(
     if checkpoint is None:
         checkpoint = save_model(model, folder / "model.safetensors")
     files = given_exports(exports)
-    wanted = {
-        (next(f.name for f in EXPORT_FORMATS if f.runtime == v.runtime), v.int8)
-        for v in variants
-        if v.runtime != "torch"
-    }
+    wanted = {(format_of(v.runtime), v.int8) for v in variants if v.runtime != "torch"}
     missing = wanted - set(files)
     if not missing:
         return Prepared(checkpoint, files)
@@ -154,16 +154,13 @@ def prepare(
         for name in int8:
             copies[name] = folder / "int8" / written[name].name
             copies[name].parent.mkdir(exist_ok=True)
-            for path in [written[name], *(written[name].with_suffix(s) for s in _companions(name))]:
+            suffixes = export_format(name).companions
+            for path in [written[name], *(written[name].with_suffix(suffix) for suffix in suffixes)]:
                 shutil.copyfile(path, copies[name].with_suffix(path.suffix))
         quantize_exports(copies, images, settings, metadata)
         files.update({(name, True): path for name, path in copies.items()})
     print(f"exported {', '.join(formats)} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return Prepared(checkpoint, files)
-
-
-def _companions(format_name: str) -> tuple[str, ...]:
-    return next(f.companions for f in EXPORT_FORMATS if f.name == format_name)
 
 
 def noise_images(folder: Path, count: int, size: int) -> Path:
@@ -245,13 +242,15 @@ def _environment() -> dict[str, str]:
     }
 
 
-def _run(command: list[str], timeout: float) -> tuple[str | None, str | None]:
-    """(stdout, None) of a finished `command`, or (None, the reason it failed)."""
+def _run(
+    command: list[str], timeout: float, success: tuple[int, ...] = (0,)
+) -> tuple[str | None, str | None]:
+    """(stdout, None) of `command` finished with an exit code in `success`, or (None, why it failed)."""
     try:
         done = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None, f"no result within {timeout:.0f} s"
-    if done.returncode not in (0, 1):  # egtr evaluate exits 1 when some images were unreadable
+    if done.returncode not in success:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         return None, lines[-1] if lines else f"exit code {done.returncode}"
     return done.stdout, None
@@ -288,7 +287,7 @@ def evaluate_variant(
     command += ["--max-size", str(max_size)] if max_size else []
     command += ["--threads", str(threads)] if threads else []
     command += ["--out", str(out)]
-    _, error = _run(command, timeout)
+    _, error = _run(command, timeout, success=(0, 1))  # 1: some images were unreadable (and counted)
     if error:
         return {"error": error}
     metrics = json.loads((out / "metrics.json").read_text())
