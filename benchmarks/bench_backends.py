@@ -1,5 +1,9 @@
 """Every way to run the network, in one run on one machine: latency, images/s, peak memory, exactness.
 
+The table of every backend and precision of the format table that the machine runs natively, INT8 exports
+and accuracy included, is `egtr benchmark --backend all` (egtr.export.backend_table); this script adds what
+lies outside that table: torch.compile, OpenVINO compiled for any shape, and an older egtr (`--baseline-src`).
+
     python benchmarks/bench_backends.py                       # both sizes, every variant
     python benchmarks/bench_backends.py --baseline-src /tmp/egtr-baseline/src   # + an older egtr
 

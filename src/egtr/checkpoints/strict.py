@@ -8,17 +8,20 @@ from egtr.models.egtr import EGTR
 
 
 def load_state_strictly(
-    model: EGTR, state: dict[str, Tensor], source: str, ignore_prefixes: tuple = ()
+    model: EGTR, state: dict[str, Tensor], source: str, ignore_prefixes: tuple = (), whole: bool = True
 ) -> None:
     """Load `state` into `model`; raise ValueError listing missing, unexpected and mis-shaped keys.
 
     Keys starting with one of `ignore_prefixes` may be missing (they keep their initialization).
+    `whole=False`: `state` is a part of weights already checked as a whole (`check_fit` on the file's
+    shapes), so only its own names and shapes are checked.
     """
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
     ):
         raise ValueError(f"{source}: the weights are not a mapping of names to tensors")
-    check_fit(model, {k: tuple(v.shape) for k, v in state.items()}, source, ignore_prefixes)
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    check_fit(model, shapes, source, ignore_prefixes if whole else ("",))
     model.load_state_dict(state, strict=False)
 
 

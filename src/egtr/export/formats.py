@@ -15,9 +15,10 @@ loader, exporter and pip extra is declared here, and `egtr export`, `--backend`,
 | `openvino`    | fp32, bf16, fp16 | NNCF post-training quantization       |
 
 `precisions`: what `--precision` may ask of the backend (bf16 / fp16 only where the CPU computes them
-natively, checked when loading). An INT8 export (`egtr export --int8`) is a file of its format like any
-other, with the same name; its metadata says it is quantized and how (egtr.export.metadata), and the
-backend runs its remaining float parts in the export's precision.
+natively, checked when loading); each runtime's `native()` says which of them this machine computes
+natively (what `egtr benchmark --backend all` measures). An INT8 export (`egtr export --int8`) is a file
+of its format like any other, with the same name; its metadata says it is quantized and how
+(egtr.export.metadata), and the backend runs its remaining float parts in the export's precision.
 
 Nothing heavy is imported here: loaders and exporters import their packages when called, so the
 command-line parsers read the names without importing torch, onnx or openvino.
@@ -69,7 +70,8 @@ class Runtime:
 
     `files`: the model files it runs in an export folder, preferred first (empty: it runs checkpoints);
     `suffixes`: the model-file suffixes it runs; `cpu_only`: it takes no --device other than auto/cpu;
-    `precisions`: the --precision values it accepts (the first is the default of a checkpoint).
+    `precisions`: the --precision values it accepts (the first is the default of a checkpoint);
+    `native()`: those this machine computes natively (imports the runtime's package).
     """
 
     name: str
@@ -79,6 +81,7 @@ class Runtime:
     suffixes: tuple[str, ...] = ()
     cpu_only: bool = False
     precisions: tuple[str, ...] = PRECISIONS
+    native: Callable[[], tuple[str, ...]] = lambda: PRECISIONS[:1]
 
     def check_precision(self, precision: str) -> str:
         """`precision` when this runtime runs it; ValueError naming the ones it does otherwise."""
@@ -110,6 +113,20 @@ def _load_openvino(path: Path, precision: str | None, device: Any, threads: int 
     return OpenVinoBackend(path, precision, threads)
 
 
+def _native_torch() -> tuple[str, ...]:
+    """fp32, and bf16 where the CPU computes it natively. Not fp16: torch's CPU fp16 autocast ran 19x
+    slower than fp32 even on a CPU with AVX512-FP16 (BENCHMARKS.md, "Every backend in one table")."""
+    from egtr.precision import precision_note
+
+    return tuple(precision for precision in ("fp32", "bf16") if precision_note("cpu", precision) is None)
+
+
+def _native_openvino() -> tuple[str, ...]:
+    from egtr.export.openvino_backend import supported_precisions
+
+    return tuple(precision for precision in PRECISIONS if precision in supported_precisions())
+
+
 def _write_onnx(serialized: bytes, path: Path, metadata: ExportMetadata, model: EGTR) -> Path:
     from egtr.export.onnx_export import write_onnx
 
@@ -135,7 +152,7 @@ def _quantize_openvino(file: Path, calibration, settings, metadata: ExportMetada
 
 
 RUNTIMES = (
-    Runtime("torch", _load_torch),
+    Runtime("torch", _load_torch, native=_native_torch),
     Runtime(
         "onnxruntime",
         _load_onnxruntime,
@@ -152,6 +169,7 @@ RUNTIMES = (
         files=(OPENVINO_FILE, ONNX_FILE),
         suffixes=(".xml", ".onnx"),
         cpu_only=True,
+        native=_native_openvino,
     ),
 )
 EXPORT_FORMATS = (

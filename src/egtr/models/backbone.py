@@ -138,8 +138,44 @@ class Bottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(conv_norm(x, self.conv1, self.bn1), inplace=True)
         out = F.relu(conv_norm(out, self.conv2, self.bn2), inplace=True)
+        if accumulates_in_place(out, self.bn3, self.conv3.out_channels):
+            return F.relu(
+                add_conv_norm(shortcut(x, self.downsample), out, self.conv3, self.bn3), inplace=True
+            )
         out = conv_norm(out, self.conv3, self.bn3)
         return F.relu(out.add_(shortcut(x, self.downsample)), inplace=True)
+
+
+CHUNK_BYTES = 48 << 20  # largest output of one convolution call when a block's last one goes in chunks
+
+
+def accumulates_in_place(x: Tensor, norm: nn.Module, channels: int) -> bool:
+    """Whether a bottleneck adds its last convolution (of `x`, to `channels` channels) to the shortcut in
+    place, in chunks of output channels (`add_conv_norm`): at inference (no autograd, not traced; the
+    block's input, when it is the shortcut, is overwritten), with a foldable norm, in float32, when that
+    output is larger than CHUNK_BYTES."""
+    tracing = torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+    inference = not (torch.is_grad_enabled() or tracing or torch.is_autocast_enabled(x.device.type))
+    big = x.shape[0] * channels * x.shape[2] * x.shape[3] * x.element_size() > CHUNK_BYTES
+    return inference and big and x.dtype == torch.float32 and affine_form(norm) is not None
+
+
+def add_conv_norm(total: Tensor, x: Tensor, conv: nn.Conv2d, norm: nn.Module) -> Tensor:
+    """total += norm(conv(x)), in place, in halves of the output channels until each call's output is at most
+    CHUNK_BYTES: what `conv_norm(x, conv, norm).add_(total)` gives (the same sums, element by element: a
+    1x1 convolution's output channel does not depend on the others) without holding the convolution's whole
+    output beside `total` (68 MB at 800x1333 in a ResNet-50's first stage)."""
+    scale, shift = affine_form(norm)
+    if conv.bias is not None:
+        shift = shift + conv.bias * scale
+    weight = conv.weight * scale[:, None, None, None]
+    step = conv.out_channels
+    while step > 16 and total[:, :step].numel() * total.element_size() > CHUNK_BYTES:
+        step //= 2
+    for start in range(0, conv.out_channels, step):
+        part = slice(start, start + step)
+        total[:, part] += conv2d(x, weight[part], shift[part], conv)
+    return total
 
 
 class ResNet(nn.Module):
@@ -204,8 +240,9 @@ class ResNet(nn.Module):
         """pixel_values [B,3,H,W] -> [C3 [B,c3,H/8,W/8], C4 [B,c4,H/16,W/16], C5 [B,c5,H/32,W/32]]."""
         x = F.relu(conv_norm(pixel_values, self.conv1, self.bn1), inplace=True)
         x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
-        c2 = self.layer1(x)
-        c3 = self.layer2(c2)
+        x = self.layer1(x)  # C2 is freed once layer2 has read it (68 MB at 800x1333 for ResNet-50)
+        c3 = self.layer2(x)
+        del x
         c4 = self.layer3(c3)
         c5 = self.layer4(c4)
         return [c3, c4, c5]

@@ -205,11 +205,22 @@ class MultiScaleDeformableAttention(nn.Module):
         """
         if torch.onnx.is_in_onnx_export():
             return self.exported_forward(query, value_input, value_mask, reference_points, spatial_shapes)
-        batch, queries, _ = query.shape
+        return self.attend(query, self.values(value_input, value_mask), reference_points, spatial_shapes)
+
+    def values(self, value_input: Tensor, value_mask: Tensor | None) -> Tensor:
+        """[B, S, d] flattened features and their [B, S] mask -> [B, S, H, Dh] per-head values (padding 0)."""
         value = self.value_proj(value_input)
         if value_mask is not None:  # in place: the projection's fresh output, not needed by its backward
             value = value.masked_fill_(~value_mask[..., None], 0.0)
-        value = value.view(batch, value.shape[1], self.n_heads, self.d_model // self.n_heads)
+        return value.view(*value.shape[:2], self.n_heads, self.d_model // self.n_heads)
+
+    def attend(
+        self, query: Tensor, value: Tensor, reference_points: Tensor, spatial_shapes: list[tuple[int, int]]
+    ) -> Tensor:
+        """`forward` on the per-head values of `values`: query [B, Q, d], value [B, S, H, Dh],
+        reference_points [B, Q, L, 2] -> [B, Q, d]. Each query reads the values alone, so queries may go
+        in chunks (the encoder's inference path)."""
+        batch, queries, _ = query.shape
         offsets = self.sampling_offsets(query).view(
             batch, queries, self.n_heads, self.n_levels, self.n_points, 2
         )

@@ -133,7 +133,6 @@ class DeformableDetr(nn.Module):
             pixel_mask = torch.ones(batch, height, width, dtype=torch.bool, device=pixel_values.device)
         sources, masks = self.multi_scale_features(pixel_values, pixel_mask.bool())
         spatial_shapes = [tuple(source.shape[-2:]) for source in sources]
-        flat_sources = torch.cat([source.flatten(2).transpose(1, 2) for source in sources], 1)
         flat_masks = torch.cat([mask.flatten(1) for mask in masks], 1)
         flat_pos = torch.cat(
             [
@@ -144,7 +143,9 @@ class DeformableDetr(nn.Module):
             1,
         )
         valid_ratios = torch.stack([valid_ratio(mask) for mask in masks], 1)
-        memory = self.encoder(flat_sources, flat_pos, flat_masks, valid_ratios, spatial_shapes)
+        flat_sources = torch.cat([source.flatten(2).transpose(1, 2) for source in sources], 1)
+        del sources  # the encoder holds only the flattened copy, which it may overwrite
+        memory = self.encoder(flat_sources, flat_pos, flat_masks, valid_ratios, spatial_shapes, True)
 
         query_pos, target = self.query_position_embeddings.weight.split(self.config.d_model, dim=1)
         query_pos = query_pos[None].expand(batch, -1, -1)

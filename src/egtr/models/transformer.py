@@ -38,6 +38,16 @@ def residual(x: Tensor, branch: Tensor) -> Tensor:
     return branch.add_(x)
 
 
+ENCODER_CHUNK = 4096  # queries per chunk of an encoder layer at inference (EncoderLayer.forward_in_chunks)
+
+
+def chunks_queries(x: Tensor, training: bool) -> bool:
+    """Whether an encoder layer runs its queries in chunks: at inference (no autograd, eval mode) on maps
+    larger than a chunk, and not while an export or a compiler traces the model (one graph for any size)."""
+    tracing = torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+    return not (training or torch.is_grad_enabled() or tracing) and x.shape[1] > ENCODER_CHUNK
+
+
 def encoder_reference_points(spatial_shapes: list[tuple[int, int]], valid_ratios: Tensor) -> Tensor:
     """Every pixel centre of every level as a point in [0, 1] of the valid (unpadded) region, then seen
     from each level: centre / (valid ratio of its level * size) * valid ratio of the reading level.
@@ -85,13 +95,43 @@ class EncoderLayer(nn.Module):
         mask: Tensor,
         reference_points: Tensor,
         spatial_shapes: list[tuple[int, int]],
+        overwrite: bool = False,
     ) -> Tensor:
-        """x, pos [B,S,d]; mask [B,S] bool (True = real); reference_points [B,S,L,2] -> [B,S,d]."""
+        """x, pos [B,S,d]; mask [B,S] bool (True = real); reference_points [B,S,L,2] -> [B,S,d].
+        `overwrite`: `x` may be overwritten (at inference, see `forward_in_chunks`)."""
+        if chunks_queries(x, self.training):
+            return self.forward_in_chunks(x, pos, mask, reference_points, spatial_shapes, overwrite)
         attended = self.self_attn(x + pos, x, mask, reference_points, spatial_shapes)
         x = self.self_attn_layer_norm(
             residual(x, F.dropout(attended, p=self.dropout, training=self.training))
         )
         return feed_forward(x, self)
+
+    def forward_in_chunks(
+        self,
+        x: Tensor,
+        pos: Tensor,
+        mask: Tensor,
+        reference_points: Tensor,
+        spatial_shapes: list[tuple[int, int]],
+        overwrite: bool = False,
+    ) -> Tensor:
+        """`forward` at inference, ENCODER_CHUNK queries at a time (written over `x` when `overwrite`): the
+        values are projected once from the whole map, then each chunk's attention, norm and FFN run on its
+        own rows (every step but the values is per query, so a chunk's rows of `x` are not read again), and
+        the largest temporaries (the FFN's [B,S,ffn_dim] hidden layer, the sampling offsets and points) hold
+        a chunk, not the map: about 100 MB less at 800x1333 for the Visual Genome preset. The same numbers
+        as the whole-map path up to float rounding (tested)."""
+        value = self.self_attn.values(x, mask)
+        out = x if overwrite else torch.empty_like(x)
+        for start in range(0, x.shape[1], ENCODER_CHUNK):
+            rows = slice(start, start + ENCODER_CHUNK)
+            chunk = x[:, rows]
+            attended = self.self_attn.attend(
+                chunk + pos[:, rows], value, reference_points[:, rows], spatial_shapes
+            )
+            out[:, rows] = feed_forward(self.self_attn_layer_norm(residual(chunk, attended)), self)
+        return out
 
 
 class DeformableEncoder(nn.Module):
@@ -107,12 +147,14 @@ class DeformableEncoder(nn.Module):
         mask: Tensor,
         valid_ratios: Tensor,
         spatial_shapes: list[tuple[int, int]],
+        overwrite: bool = False,
     ) -> Tensor:
-        """x, pos [B,S,d] flattened levels; mask [B,S]; valid_ratios [B,L,2] -> memory [B,S,d]."""
+        """x, pos [B,S,d] flattened levels; mask [B,S]; valid_ratios [B,L,2] -> memory [B,S,d].
+        `overwrite`: `x` is the caller's temporary, which inference may overwrite."""
         reference_points = encoder_reference_points(spatial_shapes, valid_ratios)
         x = F.dropout(x, p=self.dropout, training=self.training)  # official quirk: dropout on the input
-        for layer in self.layers:
-            x = layer(x, pos, mask, reference_points, spatial_shapes)
+        for index, layer in enumerate(self.layers):
+            x = layer(x, pos, mask, reference_points, spatial_shapes, overwrite or index > 0)
         return x
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
@@ -22,6 +21,9 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
     num_negative = len(positive) - num_positive
     if num_positive == 0 or num_negative == 0:
         return None
+    # scipy is imported when used: `egtr --help` builds every parser
+    from scipy.stats import rankdata
+
     ranks = rankdata(scores)  # average ranks of ties, 1-based
     u_statistic = ranks[positive].sum() - num_positive * (num_positive + 1) / 2
     return float(u_statistic / (num_positive * num_negative))

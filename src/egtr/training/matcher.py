@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from egtr.boxes import cxcywh_to_xyxy, generalized_box_iou
@@ -128,6 +127,9 @@ class HungarianMatcher(nn.Module):
                 raise FloatingPointError(
                     f"image {image}: matching cost not finite (NaN or inf in the predicted logits or boxes)"
                 )
+            # scipy is imported when used: `egtr --help` builds every parser
+            from scipy.optimize import linear_sum_assignment
+
             query_index, target_index = linear_sum_assignment(image_cost_cpu[image].double().numpy())
             query_index = torch.as_tensor(query_index, dtype=torch.long, device=logits.device)
             target_index = torch.as_tensor(target_index, dtype=torch.long, device=logits.device)

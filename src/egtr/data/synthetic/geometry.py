@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.ndimage import binary_erosion
 
 PREDICATES = ("inside", "on", "in front of", "above", "left of", "near")
 
@@ -99,6 +98,9 @@ class PlacedShape:
     def eroded(self, pixels: int) -> np.ndarray:
         """The mask without the pixels within `pixels` (4-connected steps) of the shape's border."""
         if pixels not in self._eroded:
+            # scipy is imported when used: `egtr --help` builds every parser
+            from scipy.ndimage import binary_erosion
+
             self._eroded[pixels] = binary_erosion(self.mask, iterations=pixels, border_value=0)
         return self._eroded[pixels]
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy.signal import fftconvolve
 
 from egtr.data.record import SceneGraphRecord
 from egtr.data.synthetic.geometry import PREDICATES, PixelRules, PlacedShape, SceneRules, pair_relation
@@ -239,6 +238,9 @@ def _inside_corner(
     if core.shape[0] < mask.shape[0] or core.shape[1] < mask.shape[1]:
         return None
     # pixels of the mask that would fall outside the core, for every offset (a correlation, via FFT)
+    # scipy is imported when used: `egtr --help` builds every parser
+    from scipy.signal import fftconvolve
+
     outside = fftconvolve((~core).astype(np.float64), mask[::-1, ::-1].astype(np.float64), mode="valid")
     rows, columns = np.nonzero(outside < 0.5)
     if len(rows) == 0:
