@@ -86,6 +86,9 @@ def test_ctrl_c_commits_the_finished_part_of_the_shard_and_the_run_resumes(
                 os.kill(os.getpid(), signal.SIGINT)
 
         CollectionRun.write = counting
+        # Python's own Ctrl-C handler, as in a terminal: a job started in the background by a
+        # non-interactive shell (CI runners, nohup ... &) inherits SIGINT ignored, and Python keeps that
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         return main(command)
 
     assert call_killed(interrupted, None) == 2
