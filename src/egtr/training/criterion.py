@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from egtr.config import EGTRConfig
 from egtr.models.outputs import EGTROutput
-from egtr.training.denoising import denoising_terms, denoising_weights
+from egtr.training.denoising import add_denoising
 from egtr.training.detection import auxiliary_weights, count_boxes, detection_terms
 from egtr.training.matcher import HungarianMatcher
 from egtr.training.relation import (
@@ -116,16 +116,15 @@ class EGTRCriterion(nn.Module):
         weights = dict(self.weights)
         if auxiliary:
             weights.update(auxiliary_weights(self.weights, outputs.decoder_logits.shape[1]))
-        if outputs.denoising is not None:
-            denoising = denoising_terms(
-                outputs.denoising,
-                images,
-                num_boxes,
-                self.config.focal_alpha,
-                self.config.focal_gamma,
-                auxiliary,
-            )
-            terms.update(denoising)
-            weights.update(denoising_weights(self.weights, denoising))
+        add_denoising(
+            terms,
+            weights,
+            outputs.denoising,
+            images,
+            num_boxes,
+            self.config.focal_alpha,
+            self.config.focal_gamma,
+            auxiliary,
+        )
         terms["loss"] = sum(weight * terms[name] for name, weight in weights.items())
         return terms

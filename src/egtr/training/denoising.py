@@ -92,3 +92,22 @@ def denoising_weights(weights: dict[str, float], terms: dict[str, Tensor]) -> di
     """The weight of every denoising term of `terms` (`loss_dn_ce[_l]`, ...): that of the matching term it
     mirrors (`loss_ce`, ...)."""
     return {name: weights["loss_" + name.removeprefix("loss_dn_").split("_")[0]] for name in terms}
+
+
+def add_denoising(
+    terms: dict[str, Tensor],
+    weights: dict[str, float],
+    output: DenoisingOutput | None,
+    targets: list[ImageTargets],
+    num_boxes: float,
+    focal_alpha: float,
+    focal_gamma: float,
+    auxiliary: bool,
+) -> None:
+    """With query denoising (`output` not None): its terms into `terms`, each weighted in `weights` as the
+    matching term it mirrors; both criteria call it before summing the loss."""
+    if output is None:
+        return
+    denoising = denoising_terms(output, targets, num_boxes, focal_alpha, focal_gamma, auxiliary)
+    terms.update(denoising)
+    weights.update(denoising_weights(weights, denoising))
