@@ -173,3 +173,16 @@ def test_train_transform_without_mid_scales_and_eval_transform():
     assert pixels.shape == (3, 666, 1332) and target["size"].tolist() == [666, 1332]  # round(666.5) = 666
     pixels, _ = eval_transform(600, 1000)(Image.new("RGB", (100, 80)), target_with([], 100, 80))
     assert pixels.shape == (3, 600, 750)
+
+
+def test_normalize_image_equals_the_whole_image_formula_for_every_value():
+    values = np.arange(256, dtype=np.uint8)
+    rgb = np.stack([values, values[::-1], np.roll(values, 7)], -1).reshape(16, 16, 3)
+    for image in (
+        Image.fromarray(rgb),
+        Image.fromarray(rgb).convert("L"),
+        Image.fromarray(rgb).convert("RGBA"),
+    ):
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / np.float32(255)
+        whole = (pixels - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+        assert torch.equal(normalize_image(image), torch.from_numpy(whole.transpose(2, 0, 1).copy()))

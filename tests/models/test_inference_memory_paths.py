@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from egtr.config import EGTRConfig
-from egtr.models import backbone, transformer
+from egtr.models import backbone, relation_head, stripes, transformer
 from egtr.models.egtr import EGTR
 from tests.numerics import assert_close_to_scale
 
@@ -89,3 +89,55 @@ def test_encoder_overwrites_only_what_it_is_given(monkeypatch):
         assert torch.equal(x, kept)
         overwritten = layer(x, pos, token_mask, reference_points, shapes, overwrite=True)
     assert overwritten.data_ptr() == x.data_ptr() and torch.equal(copy, overwritten)
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+@pytest.mark.parametrize("shape", [(1, 3, 97, 131), (2, 3, 64, 40), (1, 3, 33, 50)])
+@pytest.mark.parametrize("bands", [2, 3, 7])
+def test_striped_early_stages_equal_the_whole_stages(depth, shape, bands):
+    torch.manual_seed(0)
+    resnet = backbone.ResNet(depth).eval()
+    with torch.no_grad():
+        for module in resnet.modules():
+            if isinstance(module, backbone.FrozenBatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.running_mean.normal_(std=0.2)
+                module.bias.normal_(std=0.1)
+    pixels = torch.randn(*shape, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        x = torch.relu(backbone.conv_norm(pixels, resnet.conv1, resnet.bn1))
+        x = resnet.layer2[0](resnet.layer1(torch.nn.functional.max_pool2d(x, 3, 2, 1)))
+        got = stripes.striped_early_stages(resnet, pixels, bands)
+    assert got.shape == x.shape
+    assert_close_to_scale(got, x, 1e-5, "C3 after stage 2's first block")
+
+
+def test_backbone_stripes_only_at_inference_and_for_large_maps(monkeypatch):
+    model, pixels, mask = model_and_batch(50)
+    monkeypatch.setattr(stripes, "STRIPE_BYTES", 1 << 40)
+    expected = outputs(model, pixels, mask)
+    monkeypatch.setattr(stripes, "STRIPE_BYTES", 64 << 10)
+    used = []
+    original = stripes.striped_early_stages
+    monkeypatch.setattr(stripes, "striped_early_stages", lambda *a: used.append(a[2]) or original(*a))
+    got = outputs(model, pixels, mask)
+    assert used and used[0] > 2
+    for name in OUTPUTS:
+        assert_close_to_scale(got[name], expected[name], 1e-5, name)
+    used.clear()
+    model(pixels, mask)  # autograd records: the whole stages
+    assert not used
+    trainable = backbone.ResNet(18, norm="batch").train()  # batch statistics: a band would change them
+    assert stripes.stripe_count(trainable, torch.zeros(1, 3, 800, 800)) == 1
+
+
+def test_relation_head_in_subject_bands_equals_one_band(monkeypatch):
+    model, pixels, mask = model_and_batch(18)
+    monkeypatch.setattr(relation_head, "PAIR_BAND_BYTES", 1 << 40)
+    expected = outputs(model, pixels, mask)
+    monkeypatch.setattr(relation_head, "PAIR_BAND_BYTES", 5000)  # 12 queries: bands of a few subjects
+    with torch.inference_mode():
+        assert len(model.relation_head.subject_bands(torch.zeros(2, 4, 12, 8), 128)) > 2
+    got = outputs(model, pixels, mask)
+    for name in ("rel_logits", "connectivity_logits"):
+        assert_close_to_scale(got[name], expected[name], 1e-5, name)

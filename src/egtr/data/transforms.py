@@ -38,11 +38,18 @@ Transform = Callable[[Image.Image, Target], tuple[Any, Target]]
 def normalize_image(image: Image.Image) -> Tensor:
     """PIL image -> float32 [3,H,W]: RGB in [0, 1], minus the ImageNet mean, divided by its std.
 
-    Computed in numpy: torch's intra-op threads only slow such small element-wise work down.
+    Computed in numpy (torch's intra-op threads only slow such small element-wise work down), channel by
+    channel into the output, in float32: the same numbers as (rgb / 255 - mean) / std over the whole
+    image, without its four float temporaries (13 MB each at 800x1333).
     """
-    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / np.float32(255)
-    normalized = (pixels - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(normalized.transpose(2, 0, 1)))
+    rgb = np.asarray(image.convert("RGB"))
+    normalized = np.empty((3, *rgb.shape[:2]), np.float32)
+    for channel, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD)):
+        values = normalized[channel]
+        np.divide(rgb[:, :, channel], np.float32(255), out=values, dtype=np.float32)
+        np.subtract(values, np.float32(mean), out=values)
+        np.divide(values, np.float32(std), out=values)
+    return torch.from_numpy(normalized)
 
 
 def resized_shape(width: int, height: int, size: int, max_size: int | None = None) -> tuple[int, int]:

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from egtr.models.eager import eager_float32_inference
+
 # (block type, blocks per stage) per depth
 RESNET_LAYOUTS = {
     18: ("basic", (2, 2, 2, 2)),
@@ -47,13 +49,14 @@ class FrozenBatchNorm2d(nn.Module):
 
 
 NORMS = {"frozen": FrozenBatchNorm2d, "batch": nn.BatchNorm2d}
+NORM_TYPES = tuple(NORMS.values())
 
 
 def affine_form(norm: nn.Module) -> tuple[Tensor, Tensor] | None:
     """(scale, shift) [C] with norm(x) = x * scale + shift per channel, when `norm` is such a fixed map (a
     frozen norm, or a BatchNorm2d in eval mode with running statistics); None for a BatchNorm2d that
     normalizes with batch statistics or any other norm. scale = w / sqrt(rv + eps), shift = b - rm * scale."""
-    if not isinstance(norm, (nn.BatchNorm2d, FrozenBatchNorm2d)) or (
+    if not isinstance(norm, NORM_TYPES) or (
         isinstance(norm, nn.BatchNorm2d) and (norm.training or norm.running_mean is None)
     ):
         return None
@@ -61,33 +64,38 @@ def affine_form(norm: nn.Module) -> tuple[Tensor, Tensor] | None:
     return scale, norm.bias - norm.running_mean * scale
 
 
-def conv_norm(x: Tensor, conv: nn.Conv2d, norm: nn.Module) -> Tensor:
-    """norm(conv(x)). A norm that is a fixed affine map per output channel is folded into the convolution
-    (weight * scale, bias shift): one pass over the output instead of three, the same numbers up to
-    rounding, and gradients reach the convolution weight through the fold."""
+def conv_norm(x: Tensor, conv: nn.Conv2d, norm: nn.Module, padding: tuple[int, int] | None = None) -> Tensor:
+    """norm(conv(x)), with `padding` instead of the convolution's own when given. A norm that is a fixed
+    affine map per output channel is folded into the convolution (weight * scale, bias shift): one pass
+    over the output instead of three, the same numbers up to rounding, and gradients reach the
+    convolution weight through the fold."""
     affine = affine_form(norm)
     if affine is None:
-        return norm(conv2d(x, conv.weight, conv.bias, conv))
+        return norm(conv2d(x, conv.weight, conv.bias, conv, padding))
     scale, shift = affine
     if conv.bias is not None:
         shift = shift + conv.bias * scale
-    return conv2d(x, conv.weight * scale[:, None, None, None], shift, conv)
+    return conv2d(x, conv.weight * scale[:, None, None, None], shift, conv, padding)
 
 
-def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, conv: nn.Conv2d) -> Tensor:
-    """F.conv2d with the geometry of `conv`. A bf16 convolution of stride > 1 on a CPU map at most 2 pixels
-    wide runs in float32 instead: oneDNN's AMX bf16 kernel (oneDNN 3.12, torch 2.13) reads past the end
-    of such an input, which gives NaN or silently wrong outputs (tests/models/test_backbone.py shows it);
-    such maps are tiny, so the float32 detour costs nothing measurable."""
+def conv2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None, conv: nn.Conv2d, padding: tuple[int, int] | None = None
+) -> Tensor:
+    """F.conv2d with the geometry of `conv` (its padding unless `padding` is given). A bf16 convolution of
+    stride > 1 on a CPU map at most 2 pixels wide runs in float32 instead: oneDNN's AMX bf16 kernel (oneDNN
+    3.12, torch 2.13) reads past the end of such an input, which gives NaN or silently wrong outputs
+    (tests/models/test_backbone.py shows it); such maps are tiny, so the float32 detour costs nothing
+    measurable."""
+    padding = conv.padding if padding is None else padding
     if conv.stride[-1] > 1 and computes_in_bf16(x) and x.device.type == "cpu" and x.shape[-1] <= 2:
         dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
         with torch.autocast("cpu", enabled=False):
             bias = None if bias is None else bias.float()
             output = F.conv2d(
-                x.float(), weight.float(), bias, conv.stride, conv.padding, conv.dilation, conv.groups
+                x.float(), weight.float(), bias, conv.stride, padding, conv.dilation, conv.groups
             )
         return output.to(dtype)
-    return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return F.conv2d(x, weight, bias, conv.stride, padding, conv.dilation, conv.groups)
 
 
 def computes_in_bf16(x: Tensor) -> bool:
@@ -154,10 +162,8 @@ def accumulates_in_place(x: Tensor, norm: nn.Module, channels: int) -> bool:
     place, in chunks of output channels (`add_conv_norm`): at inference (no autograd, not traced; the
     block's input, when it is the shortcut, is overwritten), with a foldable norm, in float32, when that
     output is larger than CHUNK_BYTES."""
-    tracing = torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_compiling()
-    inference = not (torch.is_grad_enabled() or tracing or torch.is_autocast_enabled(x.device.type))
     big = x.shape[0] * channels * x.shape[2] * x.shape[3] * x.element_size() > CHUNK_BYTES
-    return inference and big and x.dtype == torch.float32 and affine_form(norm) is not None
+    return eager_float32_inference(x) and big and affine_form(norm) is not None
 
 
 def add_conv_norm(total: Tensor, x: Tensor, conv: nn.Conv2d, norm: nn.Module) -> Tensor:
@@ -237,12 +243,21 @@ class ResNet(nn.Module):
                 parameter.requires_grad_(False)
 
     def forward(self, pixel_values: Tensor) -> list[Tensor]:
-        """pixel_values [B,3,H,W] -> [C3 [B,c3,H/8,W/8], C4 [B,c4,H/16,W/16], C5 [B,c5,H/32,W/32]]."""
-        x = F.relu(conv_norm(pixel_values, self.conv1, self.bn1), inplace=True)
-        x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
-        x = self.layer1(x)  # C2 is freed once layer2 has read it (68 MB at 800x1333 for ResNet-50)
-        c3 = self.layer2(x)
-        del x
+        """pixel_values [B,3,H,W] -> [C3 [B,c3,H/8,W/8], C4 [B,c4,H/16,W/16], C5 [B,c5,H/32,W/32]].
+
+        At inference on large inputs the stem, stage 1 and stage 2's first block run in horizontal bands
+        (models/stripes.py: the same numbers, without the whole stride-2 and stride-4 maps)."""
+        from egtr.models.stripes import stripe_count, striped_early_stages  # stripes builds on this module
+
+        bands = stripe_count(self, pixel_values) if eager_float32_inference(pixel_values) else 1
+        if bands > 1:
+            c3 = self.layer2[1:](striped_early_stages(self, pixel_values, bands))
+        else:
+            x = F.relu(conv_norm(pixel_values, self.conv1, self.bn1), inplace=True)
+            x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+            x = self.layer1(x)  # C2 is freed once layer2 has read it (68 MB at 800x1333 for ResNet-50)
+            c3 = self.layer2(x)
+            del x
         c4 = self.layer3(c3)
         c5 = self.layer4(c4)
         return [c3, c4, c5]

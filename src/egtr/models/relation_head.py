@@ -18,7 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from egtr.config import EGTRConfig
+from egtr.models.eager import eager_float32_inference
 from egtr.models.mlp import MLP
+
+PAIR_BAND_BYTES = 8 << 20  # one band's pair-sized hidden layer at inference (41 MB whole for 200 queries)
 
 
 def pair_feature_dim(function: str, d_model: int, heads: int) -> int:
@@ -95,24 +98,39 @@ class RelationHead(nn.Module):
 
     def forward(self, queries: Tensor, keys: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
         """queries, keys [B,L,N,d], hidden [B,N,d] -> rel logits [B,N,N,R], connectivity [B,N,N] | None,
-        gates [B,N,N,S]. The two MLPs run one after the other: one pair-sized hidden layer lives at a time.
-        """
+        gates [B,N,N,S]. The two MLPs run one after the other: one pair-sized hidden layer lives at a time;
+        at inference, for a linear relation function, they run over bands of subjects (`subject_bands`), so
+        that it is one band's hidden layer."""
         subjects, objects = self.source_features(queries, keys, hidden)
-        if self.function in ("concat", "sum"):
-            gates = self._gates_factorized(subjects, objects)
-
-            def first_layer(layer: nn.Linear) -> Tensor:
-                return self._first_layer_factorized(layer, subjects, objects, gates)
-        else:
+        if self.function not in ("concat", "sum"):
             gated_sum, gates = self._gated_sum_explicit(subjects, objects)
-            first_layer = lambda layer: layer(gated_sum)  # noqa: E731
-        rel_logits = self.rel_predictor(first_layer(self.rel_predictor.layers[0]), start=1)
-        connectivity = None
-        if self.connectivity_layer is not None:
-            connectivity = self.connectivity_layer(first_layer(self.connectivity_layer.layers[0]), start=1)[
-                ..., 0
+            rel_logits = self.rel_predictor(self.rel_predictor.layers[0](gated_sum), start=1)
+            connectivity = None
+            if self.connectivity_layer is not None:
+                connectivity = self.connectivity_layer(self.connectivity_layer.layers[0](gated_sum), start=1)
+            return rel_logits, None if connectivity is None else connectivity[..., 0], gates
+        gates = self._gates_factorized(subjects, objects)
+        mlps = [self.rel_predictor] + (
+            [self.connectivity_layer] if self.connectivity_layer is not None else []
+        )
+        outputs = []
+        for mlp in mlps:
+            bands = [
+                mlp(self._first_layer_factorized(mlp.layers[0], subjects, objects, gates, rows), start=1)
+                for rows in self.subject_bands(subjects, mlp.layers[0].out_features)
             ]
-        return rel_logits, connectivity, gates
+            outputs.append(bands[0] if len(bands) == 1 else torch.cat(bands, 1))
+        return outputs[0], outputs[1][..., 0] if len(outputs) > 1 else None, gates
+
+    def subject_bands(self, subjects: Tensor, width: int) -> list[slice]:
+        """Bands of subject rows whose [B,rows,N,width] hidden layer holds at most PAIR_BAND_BYTES; one band
+        (every row) when it fits, or unless eager float32 inference (training keeps one graph; a traced
+        export keeps one shape-generic graph)."""
+        batch, _, queries, _ = subjects.shape
+        row_bytes = batch * queries * width * subjects.element_size()
+        banded = eager_float32_inference(subjects)
+        rows = max(1, min(queries, PAIR_BAND_BYTES // row_bytes)) if banded else queries
+        return [slice(start, start + rows) for start in range(0, queries, rows)]
 
     def _gates_factorized(self, subjects: Tensor, objects: Tensor) -> Tensor:
         """Gates [B,N,N,S] of a linear relation function from per-object gate terms."""
@@ -125,23 +143,28 @@ class RelationHead(nn.Module):
         return gate_logits.sigmoid().permute(0, 2, 3, 1)
 
     def _first_layer_factorized(
-        self, layer: nn.Linear, subjects: Tensor, objects: Tensor, gates: Tensor
+        self, layer: nn.Linear, subjects: Tensor, objects: Tensor, gates: Tensor, rows: slice
     ) -> Tensor:
-        """layer(Σ_s g_s(i,j) R_s(i,j)) [B,N,N,H] for a linear relation function, without pair features.
+        """layer(Σ_s g_s(i,j) R_s(i,j)) [B,n,N,H] for the subjects i in `rows` (n of them) and every object j,
+        for a linear relation function, without pair features.
 
         subjects, objects [B,S,N,d]; gates [B,N,N,S].
         """
         batch, sources, queries, _ = subjects.shape
         weight_a, weight_b = split_linear_weight(self.function, layer.weight, self.d_model)
         width = weight_a.shape[0]
-        projected_a = (subjects @ weight_a.T).transpose(1, 2).reshape(batch * queries, sources, width)
+        gates = gates[:, rows]  # [B,n,N,S]
+        count = gates.shape[1]
+        projected_a = (
+            (subjects[:, :, rows] @ weight_a.T).transpose(1, 2).reshape(batch * count, sources, width)
+        )
         projected_b = (objects @ weight_b.T).transpose(1, 2).reshape(batch * queries, sources, width)
         # subject term (+ bias): for each (b, i): gates[b, i, :, :] [N_j, S] @ projected_a[b, i] [S, H]
-        result = torch.baddbmm(layer.bias, gates.reshape(batch * queries, queries, sources), projected_a)
-        # object term: for each (b, j): gates[b, :, j, :] [N_i, S] @ projected_b[b, j] [S, H]
-        object_term = torch.bmm(gates.transpose(1, 2).reshape(batch * queries, queries, sources), projected_b)
-        return result.view(batch, queries, queries, width).add_(
-            object_term.view(batch, queries, queries, width).transpose(1, 2)
+        result = torch.baddbmm(layer.bias, gates.reshape(batch * count, queries, sources), projected_a)
+        # object term: for each (b, j): gates[b, :, j, :] [n_i, S] @ projected_b[b, j] [S, H]
+        object_term = torch.bmm(gates.transpose(1, 2).reshape(batch * queries, count, sources), projected_b)
+        return result.view(batch, count, queries, width).add_(
+            object_term.view(batch, queries, count, width).transpose(1, 2)
         )
 
     def _gated_sum_explicit(self, subjects: Tensor, objects: Tensor) -> tuple[Tensor, Tensor]:
