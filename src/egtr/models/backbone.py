@@ -124,8 +124,11 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(conv_norm(x, self.conv1, self.bn1), inplace=True)
-        out = conv_norm(out, self.conv2, self.bn2)
-        return F.relu(out.add_(shortcut(x, self.downsample)), inplace=True)
+        return self.close(conv_norm(out, self.conv2, self.bn2), shortcut(x, self.downsample))
+
+    def close(self, out: Tensor, residual: Tensor) -> Tensor:
+        """ReLU(out + residual), out: the second convolution's normalized output (overwritten)."""
+        return F.relu(out.add_(residual), inplace=True)
 
 
 class Bottleneck(nn.Module):
@@ -146,12 +149,14 @@ class Bottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(conv_norm(x, self.conv1, self.bn1), inplace=True)
         out = F.relu(conv_norm(out, self.conv2, self.bn2), inplace=True)
+        return self.close(out, shortcut(x, self.downsample))
+
+    def close(self, out: Tensor, residual: Tensor) -> Tensor:
+        """ReLU(norm(conv3(out)) + residual), out: the second convolution's activated output; at inference
+        the sum is written over `residual` in chunks (`accumulates_in_place`)."""
         if accumulates_in_place(out, self.bn3, self.conv3.out_channels):
-            return F.relu(
-                add_conv_norm(shortcut(x, self.downsample), out, self.conv3, self.bn3), inplace=True
-            )
-        out = conv_norm(out, self.conv3, self.bn3)
-        return F.relu(out.add_(shortcut(x, self.downsample)), inplace=True)
+            return F.relu(add_conv_norm(residual, out, self.conv3, self.bn3), inplace=True)
+        return F.relu(conv_norm(out, self.conv3, self.bn3).add_(residual), inplace=True)
 
 
 CHUNK_BYTES = 48 << 20  # largest output of one convolution call when a block's last one goes in chunks

@@ -23,14 +23,7 @@ from typing import Protocol
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from egtr.models.backbone import (
-    NORM_TYPES,
-    accumulates_in_place,
-    add_conv_norm,
-    affine_form,
-    conv_norm,
-    shortcut,
-)
+from egtr.models.backbone import NORM_TYPES, affine_form, conv_norm, shortcut
 
 STRIPE_BYTES = 16 << 20  # the largest stride-4 map (stage 1's output) of one band
 
@@ -153,19 +146,13 @@ class BlockStripe:
         if self.bottleneck:
             x = band.rows(*middle)
             y = Band(F.relu(conv_norm(x, block.conv1, block.bn1), inplace=True), middle[0], band.height)
-            y = conv_rows(y, block.conv2, block.bn2, lo, hi, relu=True).values
+            y = conv_rows(y, block.conv2, block.bn2, lo, hi, relu=True).values  # conv3 is in close
         else:
             y = conv_rows(band, block.conv1, block.bn1, *middle, relu=True)
             y = conv_rows(y, block.conv2, block.bn2, lo, hi, relu=False).values
         # a 1x1 shortcut of stride s: output row r reads input row r * s
-        total = shortcut(band.rows(lo * self.stride, (hi - 1) * self.stride + 1), block.downsample)
-        if self.bottleneck and accumulates_in_place(y, block.bn3, block.conv3.out_channels):
-            total = add_conv_norm(total, y, block.conv3, block.bn3)
-        elif self.bottleneck:
-            total = conv_norm(y, block.conv3, block.bn3).add_(total)
-        else:
-            total = y.add_(total)
-        return Band(F.relu(total, inplace=True), lo, self.height(band.height))
+        residual = shortcut(band.rows(lo * self.stride, (hi - 1) * self.stride + 1), block.downsample)
+        return Band(block.close(y, residual), lo, self.height(band.height))
 
 
 def early_stages(resnet: nn.Module) -> list[Stripe]:
