@@ -1,13 +1,14 @@
 """The demo's training and report (`egtr demo`): EGTR trained from scratch on the synthetic world.
 
-One phase: the `egtr` phase of the `synthetic` preset family (engine/settings.py) with `DEMO_TRAINING` on
-top, from scratch, so the detector and the relation head learn together. `DEMO_TRAINING` is what measured
-best for a few minutes of CPU (BENCHMARKS.md, "The demo"): a ResNet-18 trunk of half width, three groups of
-query denoising, auxiliary decoder losses, no dropout, constant rates of 6e-4 (1.5e-3 for the relation
-head; a cosine decay over so short a budget lost 0.3-0.5 R@50), and AdamW's fused kernel (the same update
-up to rounding, 7% less per step). The budget is a number of steps (the default: reproducible on one
-machine) or a time; validation (with R@K, mR@K and AP50) runs `VALIDATIONS` times over a step budget, which
-gives the learning curve.
+One phase: the `egtr` phase of the `synthetic` preset family (engine/settings.py) with `DEMO_TRAINING` on top,
+from scratch, so the detector and the relation head learn together. `DEMO_TRAINING` is what measured best for
+a few minutes of CPU (BENCHMARKS.md, "The demo"): a ResNet-18 trunk of half width, one encoder and two decoder
+layers (3 + 3 cost 1.4x more per step for no better model; one decoder layer or two feature levels lost 8-28
+points of R@50), three groups of query denoising, auxiliary decoder losses, no dropout, constant rates of 6e-4
+(1.5e-3 for the relation head; a cosine decay over so short a budget lost 0.3-0.5 R@50), and AdamW's fused
+kernel (the same update up to rounding, 7% less per step). The budget is a number of steps (the default:
+reproducible on one machine) or a time; validation (with R@K, mR@K and AP50) runs `VALIDATIONS` times over a
+step budget, which gives the learning curve.
 
 Import-light: torch and Lightning are imported by the functions that need them.
 """
@@ -25,7 +26,14 @@ DEMO_TRAINING: dict[str, Any] = {
     "lr_backbone": 6e-4,
     "lr_initialized": 1.5e-3,
     "adamw_implementation": "fused",
-    "model": {"backbone_width": 32, "denoising_groups": 3, "auxiliary_loss": True, "dropout": 0.0},
+    "model": {
+        "backbone_width": 32,
+        "encoder_layers": 1,
+        "decoder_layers": 2,
+        "denoising_groups": 3,
+        "auxiliary_loss": True,
+        "dropout": 0.0,
+    },
 }
 DEMO_BATCH_SIZE = 4
 VALIDATIONS = 5  # over a step budget, the last one at the last step; a time budget keeps their spacing
