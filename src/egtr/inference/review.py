@@ -1,7 +1,8 @@
 """A predicted scene graph beside its ground truth, to check at a glance (the demo's drawings).
 
 Left, the image with the boxes of the objects in the best triplets, each labelled "<id>: <name>";
-right, the best triplets in rank order with their scores, each marked hit (it matches a ground-truth
+right, the best triplets in rank order with their scores (two significant digits: a triplet's score, the
+product of three probabilities, is often below 0.01), each marked hit (it matches a ground-truth
 triplet: the same subject class, predicate and object class, and both boxes with IoU >= 0.5, as the
 recall evaluator counts) or miss, and the ground-truth triplets, each marked found (hit by one of the
 listed triplets) or not. Matplotlib's Agg canvas draws (no pyplot).
@@ -85,7 +86,7 @@ def draw_review(
     for rank, (triplet, hit) in enumerate(zip(graph.triplets[:shown], predicted), start=1):
         subject, object_ = node_label(graph, triplet.subject), node_label(graph, triplet.object)
         text = f"{rank}. {'✓' if hit else '✗'} {subject}  {graph.predicate_names[rank - 1]}  {object_}"
-        lines.append((f"{text}  ({triplet.score:.2f})", "green" if hit else "firebrick"))
+        lines.append((f"{text}  ({triplet.score:.2g})", "green" if hit else "firebrick"))
     lines.append(("", "black"))
     lines.append((f"ground truth ({sum(found)} of {len(found)} found above):", "black"))
     for (subject, object_, predicate), hit in zip(np.asarray(record.relations).reshape(-1, 3), found):
