@@ -32,7 +32,7 @@ def test_killed_run_resumes_with_optimizer_state_and_step_count(tmp_path, implem
     # uninterrupted run and a killed-and-resumed run must end with the same weights (AdamW moments included),
     # with every AdamW kernel. Up to rounding: the resumed run shuffles the 4 images into another order
     # (Lightning does not restore the sampler's random state), which changes the order of the sums in the
-    # losses, for every kernel alike.
+    # losses, for every kernel alike (`same_weights_up_to_rounding` says how much that can move a weight).
     data = write_dataset(tmp_path / "data", [0, 1, 2, 3])
 
     def flags(out: Path) -> list[str]:
@@ -69,8 +69,26 @@ def test_killed_run_resumes_with_optimizer_state_and_step_count(tmp_path, implem
     weights_a = load_file(tmp_path / "a" / "model.safetensors")
     weights_b = load_file(tmp_path / "b" / "model.safetensors")
     assert weights_a.keys() == weights_b.keys()
-    for name, value in weights_a.items():
-        torch.testing.assert_close(weights_b[name], value, rtol=1e-5, atol=1e-6, msg=name)
+    same_weights_up_to_rounding(
+        weights_b, weights_a, lr=1e-4
+    )  # the smallest rate of the synthetic egtr phase
+
+
+def same_weights_up_to_rounding(got: dict, wanted: dict, lr: float) -> None:
+    """Every weight within rtol 1e-5 / atol 1e-6 of the other run's, except at most 1 in 10,000, and those
+    within `lr`. Why not all: AdamW divides each gradient by its own running RMS, so where a gradient is
+    rounding noise (near-zero elements of the first convolutions) a reordered sum can move the weight by a
+    fraction of the rate at every step. Measured on the AVX2 AMD EPYC with the fused kernel: 117 of 12.0
+    million weights outside, the largest difference 1.1e-5 (the for-loop kernel: none, 3.2e-7); the Intel
+    Xeon: none. A lost or reset optimizer state or step count instead changes the next update of nearly
+    every weight by about `lr`, far outside both bounds."""
+    outside, total = 0, 0
+    for name, value in wanted.items():
+        difference = (got[name] - value).abs()
+        assert difference.max().item() <= lr, f"{name}: a weight moved by {difference.max().item():.2e}"
+        outside += int((difference > 1e-6 + 1e-5 * value.abs()).sum())
+        total += value.numel()
+    assert outside <= total // 10_000, f"{outside} of {total} weights differ beyond rounding"
 
 
 @pytest.mark.slow

@@ -1,9 +1,9 @@
 """`egtr evaluate --backend onnxruntime|openvino` on fp32 exports gives the metrics of `--backend torch`.
 
-Every backend runs through the predictor's one forward loop and the same post-processing, so the reports
-may differ only by the runtimes' float rounding (raw outputs within 1e-4): every metric must agree within
-1e-4, and the saved predictions pair for pair. Two models, each evaluated on a small dataset the test
-writes:
+Every backend runs through the predictor's one forward loop and the same post-processing, so the reports may
+differ only by the runtimes' float rounding (raw outputs within 1e-4): every metric must agree within 1e-4,
+and the saved predictions pair for pair (in the same order up to near ties). Two models, each evaluated on a
+small dataset the test writes:
 - a random small model (with frequency statistics of the training split) on the synthetic world: its
   triplet recalls are 0, but its detections are matched (AP, AR above 0) and every score of every
   prediction is compared;
@@ -76,6 +76,18 @@ def evaluate(data, checkpoint, backend, out, capsys):
     return json.loads((out / "metrics.json").read_text()), PredictionsFile(out / "predictions.npz")
 
 
+def assert_same_pairs(got: dict, wanted: dict, atol: float) -> None:
+    """The same (subject, object) pairs with the same score rows within `atol`, pair by pair. Their order may
+    differ where two pairs' ranking scores tie within the runtimes' rounding (seen on the AVX2 AMD EPYC: ranks
+    16 and 17 of a random model swapped); as every pair's scores and every object score agree within `atol`,
+    a different order can only come from such near ties."""
+    got_rows = {tuple(pair): row for pair, row in zip(got["rel_pairs"].tolist(), got["rel_scores"])}
+    wanted_rows = {tuple(pair): row for pair, row in zip(wanted["rel_pairs"].tolist(), wanted["rel_scores"])}
+    assert len(got_rows) == len(got["rel_pairs"]) and got_rows.keys() == wanted_rows.keys()
+    for pair, row in wanted_rows.items():
+        np.testing.assert_allclose(got_rows[pair], row, atol=atol, rtol=0, err_msg=str(pair))
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_every_backend_gives_the_metrics_of_torch(tmp_path, capsys, case):
     data, model = CASES[case](tmp_path)
@@ -103,7 +115,6 @@ def test_every_backend_gives_the_metrics_of_torch(tmp_path, capsys, case):
             }
         assert list(dict(predictions)) == list(dict(expected_predictions))
         for (_, got), (_, wanted) in zip(predictions, expected_predictions):
-            np.testing.assert_array_equal(got["rel_pairs"], wanted["rel_pairs"])
-            np.testing.assert_allclose(got["rel_scores"], wanted["rel_scores"], atol=1e-4, rtol=0)
+            assert_same_pairs(got, wanted, atol=1e-4)
             np.testing.assert_allclose(got["scores"], wanted["scores"], atol=1e-4, rtol=0)
             np.testing.assert_allclose(got["boxes"], wanted["boxes"], atol=1e-2, rtol=0)
