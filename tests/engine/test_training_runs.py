@@ -15,6 +15,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from egtr.data import load_dataset
+from egtr.engine.settings import preset
 from tests.engine.conftest import SIZE, equal_structure_pair, logged, run_egtr, tiny_flags, write_dataset
 
 
@@ -69,9 +70,10 @@ def test_killed_run_resumes_with_optimizer_state_and_step_count(tmp_path, implem
     weights_a = load_file(tmp_path / "a" / "model.safetensors")
     weights_b = load_file(tmp_path / "b" / "model.safetensors")
     assert weights_a.keys() == weights_b.keys()
+    phase = preset("synthetic", "egtr")  # the rates these runs train with
     same_weights_up_to_rounding(
-        weights_b, weights_a, lr=1e-4
-    )  # the smallest rate of the synthetic egtr phase
+        weights_b, weights_a, lr=min(phase.lr, phase.lr_backbone, phase.lr_initialized)
+    )
 
 
 def same_weights_up_to_rounding(got: dict, wanted: dict, lr: float) -> None:

@@ -3,7 +3,7 @@
 One phase: the `egtr` phase of the `synthetic` preset family (engine/settings.py) with `DEMO_TRAINING` on top,
 from scratch, so the detector and the relation head learn together. `DEMO_TRAINING` is what measured best for
 a few minutes of CPU (BENCHMARKS.md, "The demo"): a ResNet-18 trunk of half width, one encoder and two decoder
-layers (3 + 3 cost 1.4x more per step for no better model; one decoder layer or two feature levels lost 8-28
+layers (3 + 3 cost 1.4x more per step for no better model; one decoder layer or two feature levels lost 18-28
 points of R@50), three groups of query denoising, auxiliary decoder losses, no dropout, constant rates of 6e-4
 (1.5e-3 for the relation head; a cosine decay over so short a budget lost 0.3-0.5 R@50), and AdamW's fused
 kernel (the same update up to rounding, 7% less per step). The budget is a number of steps (the default:
