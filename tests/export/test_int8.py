@@ -19,7 +19,7 @@ from egtr.checkpoints import save_model
 from egtr.cli import main
 from egtr.config import EGTRConfig
 from egtr.data.synthetic import write_synthetic_dataset
-from egtr.export.check import REDUCED_SHARE
+from egtr.export.check import CHECK_BATCH, REDUCED_SHARE, calibration_inputs
 from egtr.export.exporter import load_backend
 from egtr.export.int8 import KEEP_FP32, calibration_files, calibration_set, kept_nodes, module_path
 from egtr.export.openvino_backend import supported_precisions
@@ -72,7 +72,7 @@ def test_int8_exports_pass_the_check_and_report_their_accuracy(int8_export):
     assert report["precision"] == "fp32" and report["checked"]
     for name in ("onnx", "openvino"):
         check = report["check"][name]
-        assert check["precision"] == "int8" and not check["failed"]
+        assert check["precision"] == "int8" and check["inputs"] == "calibration" and not check["failed"]
         for output, difference in check["max_abs_difference"].items():
             if output in check["tolerance"] and output != "rel_logits":
                 assert difference <= check["tolerance"][output]
@@ -253,3 +253,24 @@ def test_a_bf16_export_is_refused_where_the_cpu_lacks_bf16(tmp_path, capsys, mon
     ]
     assert main([*arguments, *SIDE]) == 2
     assert "no native bf16" in capsys.readouterr().err
+
+
+def test_int8_exports_are_checked_on_their_calibration_images_padded_as_the_noise_batch(calibration_data):
+    images = calibration_set(calibration_data, 5, 64, 96).images
+    pixel_values, pixel_mask = calibration_inputs(images)
+    height, width = images[0].pixel_values.shape[1:]
+    assert pixel_values.shape == (CHECK_BATCH, 3, height, width) and pixel_mask.shape == (
+        CHECK_BATCH,
+        height,
+        width,
+    )
+    assert pixel_mask[0].all() and torch.equal(pixel_values[0], images[0].pixel_values)
+    rows, columns = height * 3 // 4, width * 3 // 4
+    assert pixel_mask[1, :rows].all() and not pixel_mask[1, rows:].any()
+    assert pixel_mask[2, :, :columns].all() and not pixel_mask[2, :, columns:].any()
+    assert torch.equal(pixel_values[1, :, :rows], images[1].pixel_values[:, :rows])
+    assert torch.equal(pixel_values[2, :, :, :columns], images[2].pixel_values[:, :, :columns])
+    assert not pixel_values[1, :, rows:].any() and not pixel_values[2, :, :, columns:].any()
+    assert calibration_inputs(images[:1])[0].shape[0] == 1
+    with pytest.raises(ValueError, match="no calibration images"):
+        calibration_inputs([])

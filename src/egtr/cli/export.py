@@ -5,7 +5,8 @@ The exported graph returns the model's raw outputs for any batch size, height an
 preprocessing, predicate prior, precision and quantization settings travel in its metadata. Unless
 --no-check, each export is run on a batch of another size and count than the traced one and compared with
 PyTorch fp32 (egtr.export.check: max abs difference of every raw output within its precision's
-tolerance), and removed again when it is not; an INT8 or bf16 export is also compared with PyTorch fp32 on
+tolerance; an INT8 model on its calibration images, its fp32 graph on noise first), and removed again when
+it is not; an INT8 or bf16 export is also compared with PyTorch fp32 on
 the calibration images (top-100 triplet overlap, largest raw-output differences: egtr.export.compare).
 `OUT/export.json` reports files, settings and differences.
 """
@@ -113,9 +114,10 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list[argparse.Ar
     parser.set_defaults(func=run)
 
 
-def check_export(model, file: Path, format_name: str) -> dict:
-    """Run the export against PyTorch fp32 on the check batch (egtr.export.check); remove it and fail when
-    it is outside its precision's tolerance. Returns the check's report."""
+def check_export(model, file: Path, format_name: str, images=None) -> dict:
+    """Run the export against PyTorch fp32 on the check batch (egtr.export.check; on `images`, calibration
+    images, when given); remove it and fail when it is outside its precision's tolerance. Returns the
+    check's report."""
     from egtr.export.check import check_backend
     from egtr.export.exporter import load_backend
 
@@ -130,12 +132,13 @@ def check_export(model, file: Path, format_name: str) -> dict:
     except ValueError as error:  # e.g. a bf16 export on a CPU without native bf16
         remove()
         raise CommandError(f"{file}: cannot be checked here ({error}); the file was removed") from error
-    check = check_backend(model, backend)
+    check = check_backend(model, backend, images)
     if check["failed"]:
         remove()
+        batch = "another size than the traced one" if images is None else "calibration images"
         raise CommandError(
             f"{file}: the {format_name} export differs from PyTorch ({check['failed']}) on a batch of "
-            "another size than the traced one; the file was removed"
+            f"{batch}; the file was removed"
         )
     return check
 
@@ -185,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
         report["quantization"] = quantize_exports(written, calibration, settings, metadata)
     if not args.no_check:
         for name, path in written.items():
-            report["check"][name] = check_export(model, path, name)
+            images = calibration.images if args.int8 else None
+            report["check"][name] = check_export(model, path, name, images)
             if calibration is not None and (args.int8 or metadata.precision != "fp32"):
                 report["comparison"][name] = compare_on_calibration(model, path, name, calibration)
     write_text(args.out / REPORT_FILE, json.dumps(report, indent=2) + "\n")
