@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch.callbacks import Timer
 
 from egtr.engine.optim import adamw
-from egtr.engine.schedule import LearningRateSchedule, budget_progress, lr_factor
+from egtr.engine.schedule import LR_DROP_AT, LR_DROP_FACTOR, LearningRateSchedule, budget_progress, lr_factor
 from egtr.engine.settings import TrainSettings, preset
 
 
@@ -22,6 +22,10 @@ def test_factors():
     assert lr_factor("cosine", 100, 0, 1.0) == pytest.approx(0.0, abs=1e-12)
     assert lr_factor("cosine", 100, 0, 1.5) == pytest.approx(0.0, abs=1e-12)
     assert lr_factor("cosine", 1, 4, 0.5) == pytest.approx(0.5 * 0.5)
+    assert lr_factor("step", 100, 0, LR_DROP_AT - 1e-9) == 1.0
+    assert lr_factor("step", 100, 0, LR_DROP_AT) == pytest.approx(LR_DROP_FACTOR)
+    assert lr_factor("step", 100, 0, 1.0) == pytest.approx(LR_DROP_FACTOR)
+    assert lr_factor("step", 1, 4, 0.0) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="lr_schedule"):
         lr_factor("linear", 0, 0, 0.0)
 
@@ -83,7 +87,7 @@ def test_adamw_implementations_give_the_same_update(implementation):
 
 def test_settings_check_the_names_and_fused_with_mixed_precision():
     with pytest.raises(ValueError, match="lr_schedule"):
-        TrainSettings(lr_schedule="step")
+        TrainSettings(lr_schedule="linear")
     with pytest.raises(ValueError, match="adamw_implementation"):
         TrainSettings(adamw_implementation="apex")
     with pytest.raises(ValueError, match="cannot clip"):

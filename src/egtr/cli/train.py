@@ -12,7 +12,7 @@ from typing import Any
 
 from egtr.cli.errors import CommandError
 from egtr.devices import TRAINING_DEVICES
-from egtr.engine.settings import DATASETS, PHASES, TrainSettings, merge, preset
+from egtr.engine.settings import DATASETS, LR_DROP_AT, LR_DROP_FACTOR, PHASES, TrainSettings, merge, preset
 
 HELP = {
     "data": "dataset directory in any supported layout (COCO/RelTR, SGB HDF5, Open Images)",
@@ -36,8 +36,9 @@ HELP = {
     "max_steps": "maximum optimizer steps (-1 = no limit)",
     "max_minutes": "stop after this many minutes of training",
     "patience": "early stopping patience in validations without a better validation loss",
-    "lr_schedule": "constant (official) or cosine: every rate decays as (1 + cos(pi x share of the budget "
-    "spent)) / 2, the budget being --max-steps, --max-minutes or the epochs",
+    "lr_schedule": "constant (official), cosine: every rate decays as (1 + cos(pi x share of the budget "
+    "spent)) / 2, the budget being --max-steps, --max-minutes or the epochs, or step: every rate times "
+    f"{LR_DROP_FACTOR:g} once {LR_DROP_AT:g} of the budget is spent",
     "warmup_steps": "linear warm-up of every rate over this many optimizer steps (0 = none)",
     "adamw_implementation": "AdamW kernel: default (PyTorch's choice), for-loop, foreach or fused (the "
     "same update up to rounding; fused needs --precision 32-true when clipping)",

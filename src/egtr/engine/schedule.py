@@ -5,7 +5,9 @@
 where warm-up(step) = min(1, (step + 1) / warmup_steps) rises linearly over the first `warmup_steps`
 optimizer steps (1 without warm-up) and progress in [0, 1] is the share of the training budget spent: the
 steps done out of `max_steps`, or the time spent out of `max_minutes` when the budget is a time, or the
-steps out of the epochs' steps. `lr_schedule="constant"` with `warmup_steps` > 0 warms up, then stays.
+steps out of the epochs' steps. `lr_schedule="step"` keeps the warmed-up rates until `LR_DROP_AT` of the
+budget, then multiplies them by `LR_DROP_FACTOR` (one late drop, as DETR's schedule ends).
+`lr_schedule="constant"` with `warmup_steps` > 0 warms up, then stays.
 The rate is a function of the step count (and of the time spent, restored from the checkpoint by
 Lightning's Timer), so a resumed run continues the same schedule.
 """
@@ -17,7 +19,7 @@ import math
 import lightning as L
 from lightning.pytorch.callbacks import Timer
 
-from egtr.engine.settings import LR_SCHEDULES
+from egtr.engine.settings import LR_DROP_AT, LR_DROP_FACTOR, LR_SCHEDULES
 
 
 def lr_factor(schedule: str, step: int, warmup_steps: int, progress: float) -> float:
@@ -27,6 +29,8 @@ def lr_factor(schedule: str, step: int, warmup_steps: int, progress: float) -> f
     warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
     if schedule == "constant":
         return warm
+    if schedule == "step":
+        return warm * (LR_DROP_FACTOR if progress >= LR_DROP_AT else 1.0)
     return warm * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 

@@ -24,7 +24,9 @@ FINETUNE_PHASES = ("detector_finetune", "finetune")  # start from the whole mode
 DATASETS = ("visual_genome", "open_images", "synthetic")
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 # the learning-rate schedules of engine/schedule.py; constant is the official one
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "step")
+LR_DROP_AT = 0.8  # share of the budget after which the "step" schedule multiplies the rates by LR_DROP_FACTOR
+LR_DROP_FACTOR = 0.1
 # how torch.optim.AdamW computes its update (engine/optim.py): "default" lets PyTorch choose (a loop over
 # the tensors on the CPU, foreach on CUDA; the official presets), "for-loop" one tensor at a time,
 # "foreach" batched over the tensors of a group, "fused" one fused kernel per group
@@ -57,7 +59,7 @@ class TrainSettings(DictRoundTrip):
     max_steps: int = -1
     max_minutes: float | None = None  # stop after this wall-clock time (then test on the best checkpoint)
     patience: int = 15  # early stopping on the validation loss
-    lr_schedule: str = "constant"  # constant (official) | cosine over the budget (engine/schedule.py)
+    lr_schedule: str = "constant"  # constant (official) | cosine | step: one late drop (engine/schedule.py)
     warmup_steps: int = 0  # linear warm-up of every rate over the first optimizer steps (0: none)
     adamw_implementation: str = (
         "default"  # AdamW kernel: default | for-loop | foreach | fused (engine/optim.py)
