@@ -40,6 +40,12 @@ def test_native_variants_follow_the_format_table(monkeypatch):
     without_int8, skipped = native_variants(("onnxruntime",))
     assert without_int8 == [Variant("onnxruntime", "fp32")]
     assert any("onnxruntime int8" in reason and "VNNI" in reason for reason in skipped)
+    monkeypatch.setattr(hardware, "native_int8", lambda: True)
+    for runtime in ("onnxruntime", "openvino"):  # the INT8 export in each native float precision
+        chosen, _ = native_variants((runtime,))
+        assert [v.precision for v in chosen if v.int8] == [v.precision for v in chosen if not v.int8]
+    assert Variant("openvino", "bf16", int8=True).name == "openvino int8+bf16"
+    assert Variant("openvino", "fp32", int8=True).name == "openvino int8"
 
 
 def test_backend_all_gives_a_row_per_native_variant(tmp_path, capsys, monkeypatch):

@@ -49,7 +49,9 @@ class Variant:
 
     @property
     def name(self) -> str:
-        return f"{self.runtime} {'int8' if self.int8 else self.precision}"
+        if not self.int8:
+            return f"{self.runtime} {self.precision}"
+        return f"{self.runtime} int8" + ("" if self.precision == "fp32" else f"+{self.precision}")
 
     @property
     def key(self) -> tuple[str, str, bool]:
@@ -76,8 +78,10 @@ def native_variants(backends: Sequence[str] = BACKENDS) -> tuple[list[Variant], 
                 skipped.append(f"{candidate.name} {precision}: not computed natively (fast) here")
         for written in EXPORT_FORMATS:
             if written.runtime == candidate.name and written.quantize is not None:
-                if native_int8():
-                    variants.append(Variant(candidate.name, "fp32", int8=True))
+                if native_int8():  # the INT8 export, its float parts in each native precision
+                    variants += [
+                        Variant(candidate.name, p, int8=True) for p in candidate.precisions if p in native
+                    ]
                 else:
                     skipped.append(f"{candidate.name} int8: this CPU has no int8 dot products (VNNI/AMX)")
     return variants, skipped
