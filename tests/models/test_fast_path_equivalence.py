@@ -54,31 +54,45 @@ def batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
     return pixels, mask, targets
 
 
+def training_step(model: EGTR, config: EGTRConfig, pixels, mask, targets) -> tuple[dict, dict]:
+    """One training step's losses and parameter gradients (fresh: the gradients are zeroed first)."""
+    model.train().zero_grad()
+    criterion = EGTRCriterion(config).train()
+    torch.manual_seed(1)  # the same dropout masks
+    losses = criterion(model(pixels, mask), targets)
+    losses["loss"].backward()
+    return losses, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
 @pytest.mark.parametrize("norm", ["frozen", "batch"])
 def test_training_step_loss_and_gradients_equal_the_old_path(norm, old_path):
     config = EGTRConfig.small(backbone_norm=norm, backbone_frozen_stages=0 if norm == "batch" else 1)
     model, reference = two_models(config)
     pixels, mask, targets = batch()
-    results = []
-    for which in (model, reference):
-        if which is reference:
-            old_path()
-        which.train()
-        criterion = EGTRCriterion(config).train()
-        torch.manual_seed(1)  # the same dropout masks
-        losses = criterion(which(pixels, mask), targets)
-        losses["loss"].backward()
-        gradients = {n: p.grad for n, p in which.named_parameters() if p.grad is not None}
-        results.append((losses, gradients))
-    (losses, gradients), (reference_losses, reference_gradients) = results
+    losses, gradients = training_step(model, config, pixels, mask, targets)
+    old_path()
+    reference_losses, reference_gradients = training_step(reference, config, pixels, mask, targets)
     for key in ("loss", "loss_ce", "loss_bbox", "loss_giou", "loss_rel", "loss_connectivity"):
         assert_close_to_scale(losses[key], reference_losses[key], msg=key)
     assert gradients.keys() == reference_gradients.keys() and len(gradients) > 100
-    # gradients are less well conditioned than outputs, with batch statistics over a 2x3 map most of all:
-    # there, scaling the input by 1 + 1e-7 moves some gradients of one and the same path by 1.5e-2
-    tolerance = 1e-4 if norm == "frozen" else 1e-3
+    if norm == "frozen":
+        for name, gradient in gradients.items():
+            assert_close_to_scale(gradient, reference_gradients[name], tolerance=1e-4, msg=name)
+        return
+    # Batch statistics over the 2x3 map of the last stage make the gradients ill-conditioned: the old path
+    # itself moves relation-head gradients by up to 1.7e-3 of their scale when each pixel changes by one
+    # float32 rounding step (2^-23 relative). The fast path must stay within a few such moves of it (on an
+    # AVX-512 AMD EPYC: at most 1.4 of them; scaling the stem's weights by 1.001 exceeds the bound 4.8-fold).
+    generator = torch.Generator().manual_seed(5)
+    rounding = 1 + 2**-23 * torch.randn(pixels.shape, generator=generator)
+    _, perturbed_gradients = training_step(reference, config, pixels * rounding, mask, targets)
     for name, gradient in gradients.items():
-        assert_close_to_scale(gradient, reference_gradients[name], tolerance=tolerance, msg=name)
+        expected = reference_gradients[name]
+        sensitivity = (perturbed_gradients[name] - expected).abs().max().item()
+        error = (gradient - expected).abs().max().item()
+        assert error <= 4 * sensitivity + 1e-4 * expected.abs().max().item(), (
+            f"{name}: max |difference| {error:.3g}, the old path's own move under rounding {sensitivity:.3g}"
+        )
 
 
 def test_inference_outputs_equal_the_old_path(old_path):
