@@ -187,8 +187,8 @@ def run(args: argparse.Namespace) -> int:
                 check_export(model, path, name)
         report["quantization"] = quantize_exports(written, calibration, settings, metadata)
     if not args.no_check:
+        images = calibration.images if args.int8 else None  # INT8: its calibration images (export/check.py)
         for name, path in written.items():
-            images = calibration.images if args.int8 else None
             report["check"][name] = check_export(model, path, name, images)
             if calibration is not None and (args.int8 or metadata.precision != "fp32"):
                 report["comparison"][name] = compare_on_calibration(model, path, name, calibration)
