@@ -6,12 +6,12 @@ a few minutes of CPU (BENCHMARKS.md, "The demo"): a ResNet-18 trunk of half widt
 layers (3 + 3 cost 1.4x more per step for no better model; one decoder layer or two feature levels lost 18-28
 points of R@50), three groups of query denoising whose labels are replaced at random half of the time (0.2,
 DN-DETR's value, left a tenth of the objects with the wrong shape; 0.5 raised AP50 by 1.8-2.5 points on
-world seeds 1 and 2 and kept it on seed 0, for the same cost per step), auxiliary decoder losses, no dropout, rates of 6e-4 (1.5e-3
-for the relation head) divided by 10 for the last fifth of the budget (the "step" schedule: 2 points of AP50
-over constant rates on world seeds 0-2; a cosine decay over so short a budget lost 0.3-0.5 R@50), and
-AdamW's fused kernel (the same update up to rounding, 7% less per step). The budget is a number of steps (the
-default: reproducible on one machine) or a time; validation (with R@K, mR@K and AP50) runs `VALIDATIONS` times
-over a step budget, which gives the learning curve.
+world seeds 1 and 2 and kept it on seed 0, for the same cost per step), auxiliary decoder losses, no
+dropout, rates of 6e-4 (1.5e-3 for the relation head) divided by 10 for the last fifth of the budget (the
+"step" schedule: 2 points of AP50 over constant rates on world seeds 0-2; a cosine decay over so short a
+budget lost 0.3-0.5 R@50), and AdamW's fused kernel (the same update up to rounding, 7% less per step). The
+budget is a number of steps (the default: reproducible on one machine) or a time; validation (with R@K, mR@K
+and AP50) runs `VALIDATIONS` times over a step budget, which gives the learning curve.
 
 Import-light: torch and Lightning are imported by the functions that need them.
 """
