@@ -8,8 +8,9 @@ import pytest
 
 from egtr.cli import main
 from egtr.data.record import SceneGraphRecord
-from egtr.engine.demo import DEMO_STEPS, DEMO_TRAINING, VALIDATIONS, demo_settings
+from egtr.engine.demo import DEMO_STEPS, DEMO_TRAINING, DRAWN_DEDUP_IOU, VALIDATIONS, demo_settings
 from egtr.engine.settings import preset
+from egtr.inference.predictor import SceneGraphPredictor
 from egtr.inference.review import triplet_hits
 from egtr.inference.scene_graph import SceneGraph, Triplet
 
@@ -19,9 +20,17 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TINY = ["--images", "30", "--steps", "3", "--size", "64", "--batch-size", "2", "--json"]
 
 
-def test_demo_end_to_end_then_resumed(tmp_path, capsys):
+def test_demo_end_to_end_then_resumed(tmp_path, capsys, monkeypatch):
+    drawn_with = []  # the options of the predictor that draws the report's scene graphs
+    build = SceneGraphPredictor.from_checkpoint.__func__
+    monkeypatch.setattr(
+        SceneGraphPredictor,
+        "from_checkpoint",
+        classmethod(lambda cls, *args, **options: drawn_with.append(options) or build(cls, *args, **options)),
+    )
     out = tmp_path / "demo"
     assert main(["demo", *TINY, "--out", str(out)]) == 0
+    assert [options["dedup_iou"] for options in drawn_with] == [DRAWN_DEDUP_IOU]  # metrics: no merging
     printed = capsys.readouterr().out
     printed = json.loads(printed[printed.index("{\n") :])  # after the world's "generating ..." line
     report = out / "report"

@@ -43,6 +43,10 @@ DEMO_TRAINING: dict[str, Any] = {
 DEMO_BATCH_SIZE = 4
 VALIDATIONS = 5  # over a step budget, the last one at the last step; a time budget keeps their spacing
 DRAWN_IMAGES = 6
+# the drawn scene graphs merge boxes of one class that overlap this much (a DETR-style model's near-duplicate
+# queries, e.g. two boxes on one circle, would otherwise fill the best triplets with copies); the metrics
+# follow the official protocol, without merging
+DRAWN_DEDUP_IOU = 0.7
 
 
 def image_size_settings(image_size: int) -> dict[str, Any]:
@@ -118,6 +122,7 @@ def write_demo_report(result: Any, data: Path, model_path: Path, report: Path, d
         size=size,
         max_size=2 * size,
         top_k=20,
+        dedup_iou=DRAWN_DEDUP_IOU,
     )
     predictions = report / "predictions"
     for record, predicted in zip(records, predictor.iter_predict([r.image_path for r in records])):
