@@ -92,6 +92,20 @@ def test_collate_pads_bottom_right_with_zeros_and_masks_real_pixels():
     assert empty["targets"] == [] and empty["skipped"] == 2 and empty["pixel_values"].shape == (0, 3, 0, 0)
 
 
+@pytest.mark.parametrize(
+    "samples", [[sample(5, 7, 3.0)], [None, sample(4, 6, 2.0)], [sample(2, 3, 1.0), sample(4, 2, 2.0)]]
+)
+def test_a_shared_lone_image_batches_like_the_copy(samples):
+    copied, shared = collate(samples), collate(samples, share_lone_image=True)
+    assert shared.keys() == copied.keys() and shared["skipped"] == copied["skipped"]
+    assert shared["targets"] == copied["targets"]
+    for key in ("pixel_values", "pixel_mask"):
+        assert shared[key].dtype == copied[key].dtype and torch.equal(shared[key], copied[key])
+    lone = [s for s in samples if s is not None]
+    if len(lone) == 1:  # a view of the sample, not a copy
+        assert shared["pixel_values"].data_ptr() == lone[0]["pixel_values"].data_ptr()
+
+
 def test_dense_relation_target():
     relations = torch.tensor([[0, 1, 2], [1, 0, 0], [0, 1, 1]])
     dense = dense_relation_target(relations, num_objects=3, num_predicates=4)

@@ -11,16 +11,28 @@ import torch
 from torch import Tensor
 
 
-def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
+def collate(samples: list[dict[str, Any] | None], share_lone_image: bool = False) -> dict[str, Any]:
     """Stack samples into a batch, dropping None samples and counting them.
 
     Returns `pixel_values` float [B,3,Hmax,Wmax] zero-padded at the bottom and right (after normalization,
     as officially), `pixel_mask` bool [B,Hmax,Wmax] (True = real pixel), `targets` (list of B dicts) and
     `skipped` (number of None samples). When every sample is None the batch is empty: B = 0,
     `pixel_values` [0,3,0,0], `pixel_mask` [0,0,0], `targets` [].
+
+    `share_lone_image`: a batch of one image is a view of its tensor (nothing to pad, a mask of ones), not
+    a copy: for a caller that owns the sample and does not write into it (the predictor; 13 MB less per
+    800x1333 image).
     """
     kept = [sample for sample in samples if sample is not None]
     images = [sample["pixel_values"] for sample in kept]
+    if share_lone_image and len(images) == 1:
+        image = images[0]
+        return {
+            "pixel_values": image[None],
+            "pixel_mask": torch.ones((1, *image.shape[1:]), dtype=torch.bool),
+            "targets": [kept[0]["target"]],
+            "skipped": len(samples) - 1,
+        }
     height = max((image.shape[1] for image in images), default=0)
     width = max((image.shape[2] for image in images), default=0)
     dtype = images[0].dtype if images else torch.float32

@@ -42,6 +42,7 @@ from egtr.inference.postprocess import PostprocessOptions, postprocess
 from egtr.inference.progress import track
 from egtr.inference.scene_graph import SceneGraph
 from egtr.inference.triplets import TripletOptions, build_scene_graph
+from egtr.memory import trim_freed_memory
 from egtr.models.egtr import logit_adjusted
 from egtr.sizes import EVAL_MAX_SIZE, EVAL_SIZE
 
@@ -284,7 +285,8 @@ class SceneGraphPredictor:
     ) -> tuple[RawOutputs, list[dict]]:
         """The one forward pass of every path: prepared images -> the backend -> scores -> one
         post-processed prediction per image, image i with `options[i]`."""
-        inputs = collate([{"pixel_values": item.pixel_values, "target": {}} for item in batch])
+        samples = [{"pixel_values": item.pixel_values, "target": {}} for item in batch]
+        inputs = collate(samples, share_lone_image=True)
         raw = self.backend.run(inputs["pixel_values"], inputs["pixel_mask"])
         outputs = raw.scored(self.config, self.backend.rel_dist)
         sizes = torch.tensor([[item.image.height, item.image.width] for item in batch])
@@ -362,11 +364,19 @@ class SceneGraphPredictor:
         with ThreadPoolExecutor(self.workers, thread_name_prefix="egtr-read") as pool:
             pending: deque = deque()
             for index, image in enumerate(images):
-                pending.append(pool.submit(self._prepare, index, image))
+                pending.append(pool.submit(self._read_ahead, index, image))
                 if len(pending) > lookahead:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+
+    def _read_ahead(self, index: int, image: Any) -> PreparedImage:
+        """`_prepare` on a reader thread, then the C heap's free memory handed back: the decoding's
+        temporaries (about 30 MB for an 800x1333 photo) stay in that thread's own heap arena, which the
+        model, on the calling thread, never reuses (BENCHMARKS.md, "Memory of egtr predict")."""
+        prepared = self._prepare(index, image)
+        trim_freed_memory()
+        return prepared
 
     def _prepare(self, index: int, image: Any) -> PreparedImage:
         name = source_name(image, index)

@@ -159,7 +159,11 @@ class Bottleneck(nn.Module):
         return F.relu(conv_norm(out, self.conv3, self.bn3).add_(residual), inplace=True)
 
 
-CHUNK_BYTES = 48 << 20  # largest output of one convolution call when a block's last one goes in chunks
+# a bottleneck's last convolution with a larger output goes in chunks, each at most this large: at 800x1333
+# the Visual Genome preset's stages 1-3 (68, 34 and 17 MB outputs) then add to their shortcut in place, so
+# that no block allocates a map of its own size beside its input (which fragmented the heap: about 30 MB of
+# growth per stage-2 block, BENCHMARKS.md "Memory of egtr predict")
+CHUNK_BYTES = 16 << 20
 
 
 def accumulates_in_place(x: Tensor, norm: nn.Module, channels: int) -> bool:
@@ -175,7 +179,7 @@ def add_conv_norm(total: Tensor, x: Tensor, conv: nn.Conv2d, norm: nn.Module) ->
     """total += norm(conv(x)), in place, in halves of the output channels until each call's output is at most
     CHUNK_BYTES: what `conv_norm(x, conv, norm).add_(total)` gives (the same sums, element by element: a
     1x1 convolution's output channel does not depend on the others) without holding the convolution's whole
-    output beside `total` (68 MB at 800x1333 in a ResNet-50's first stage)."""
+    output beside `total` (68 MB at 800x1333 in a ResNet-50's first stage, 34 MB in its second)."""
     scale, shift = affine_form(norm)
     if conv.bias is not None:
         shift = shift + conv.bias * scale

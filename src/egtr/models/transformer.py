@@ -38,7 +38,9 @@ def residual(x: Tensor, branch: Tensor) -> Tensor:
     return branch.add_(x)
 
 
-ENCODER_CHUNK = 4096  # queries per chunk of an encoder layer at inference (EncoderLayer.forward_in_chunks)
+# queries per chunk of an encoder layer at inference (EncoderLayer.forward_in_chunks): 2,048 instead of 4,096
+# took 20-50 MB off the peak of `egtr predict` at 800x1333 at the same speed (BENCHMARKS.md)
+ENCODER_CHUNK = 2048
 
 
 def chunks_queries(x: Tensor, training: bool) -> bool:
@@ -120,7 +122,7 @@ class EncoderLayer(nn.Module):
         values are projected once from the whole map, then each chunk's attention, norm and FFN run on its
         own rows (every step but the values is per query, so a chunk's rows of `x` are not read again), and
         the largest temporaries (the FFN's [B,S,ffn_dim] hidden layer, the sampling offsets and points) hold
-        a chunk, not the map: about 100 MB less at 800x1333 for the Visual Genome preset. The same numbers
+        a chunk, not the map: over 100 MB less at 800x1333 for the Visual Genome preset. The same numbers
         as the whole-map path up to float rounding (tested)."""
         value = self.self_attn.values(x, mask)
         out = x if overwrite else torch.empty_like(x)
