@@ -245,7 +245,12 @@ def flops(settings, batch) -> dict:
 
 
 def worker(spec: dict) -> dict:
-    """Run in the subprocess: every pass for every phase of the importable egtr's demo."""
+    """Run in the subprocess: every pass for every phase of the importable egtr's demo, in the heap mode
+    `egtr demo` runs in (the CLI's `keep_freed_memory`: without it every large block freed is unmapped and
+    the next step faults its pages in again, which added 10-30% to a step, BENCHMARKS.md)."""
+    from egtr.memory import keep_freed_memory
+
+    keep_freed_memory()
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
     results = {}

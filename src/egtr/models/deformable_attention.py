@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from egtr.models.inplace import masked_fill_
+
 
 def level_sizes(spatial_shapes: list[tuple[int, int]], device: torch.device) -> Tensor:
     """[L, 2] float32 (w_l, h_l) of every level.
@@ -210,8 +212,8 @@ class MultiScaleDeformableAttention(nn.Module):
     def values(self, value_input: Tensor, value_mask: Tensor | None) -> Tensor:
         """[B, S, d] flattened features and their [B, S] mask -> [B, S, H, Dh] per-head values (padding 0)."""
         value = self.value_proj(value_input)
-        if value_mask is not None:  # in place: the projection's fresh output, not needed by its backward
-            value = value.masked_fill_(~value_mask[..., None], 0.0)
+        if value_mask is not None:  # over the projection's fresh output, not needed by its backward
+            value = masked_fill_(value, ~value_mask[..., None], 0.0)
         return value.view(*value.shape[:2], self.n_heads, self.d_model // self.n_heads)
 
     def attend(

@@ -5,8 +5,9 @@ DETR's MLP (architecture.md §10), with its parameter names `layers.{i}`.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from egtr.models.inplace import relu_
 
 
 class MLP(nn.Module):
@@ -21,12 +22,13 @@ class MLP(nn.Module):
         """[..., input_dim] -> [..., output_dim].
 
         With `start` > 0, x is the pre-activation output of layer `start - 1`, computed elsewhere and handed
-        over: ReLU is applied to it in place and the remaining layers run.
+        over: ReLU is applied to it (in place where that is free, `inplace.relu_`) and the remaining layers
+        run.
         """
         if start:
-            x = F.relu(x, inplace=True)
+            x = relu_(x)
         for index, layer in enumerate(self.layers[start:], start=start):
             x = layer(x)
             if index < len(self.layers) - 1:
-                x = F.relu(x, inplace=True)  # on the fresh output of a linear layer
+                x = relu_(x)  # on the fresh output of a linear layer
         return x

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from egtr.config import EGTRConfig
 from egtr.models.eager import eager_float32_inference
+from egtr.models.inplace import add_
 from egtr.models.mlp import MLP
 
 PAIR_BAND_BYTES = 8 << 20  # one band's pair-sized hidden layer at inference (41 MB whole for 200 queries)
@@ -163,8 +164,9 @@ class RelationHead(nn.Module):
         result = torch.baddbmm(layer.bias, gates.reshape(batch * count, queries, sources), projected_a)
         # object term: for each (b, j): gates[b, :, j, :] [n_i, S] @ projected_b[b, j] [S, H]
         object_term = torch.bmm(gates.transpose(1, 2).reshape(batch * queries, count, sources), projected_b)
-        return result.view(batch, count, queries, width).add_(
-            object_term.view(batch, queries, count, width).transpose(1, 2)
+        return add_(
+            result.view(batch, count, queries, width),
+            object_term.view(batch, queries, count, width).transpose(1, 2),
         )
 
     def _gated_sum_explicit(self, subjects: Tensor, objects: Tensor) -> tuple[Tensor, Tensor]:

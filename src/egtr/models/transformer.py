@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from egtr.models.deformable_attention import MultiScaleDeformableAttention, level_sizes
+from egtr.models.inplace import add_, relu_
 
 
 def feed_forward(x: Tensor, layer: nn.Module) -> Tensor:
@@ -18,7 +19,7 @@ def feed_forward(x: Tensor, layer: nn.Module) -> Tensor:
 
     In fp16 training, where the block overflowed, infinities become ±(largest fp16 - 1000), as officially.
     """
-    hidden = F.relu(layer.fc1(x), inplace=True)
+    hidden = relu_(layer.fc1(x))
     hidden = F.dropout(hidden, p=layer.activation_dropout, training=layer.training)
     out = layer.final_layer_norm(
         residual(x, F.dropout(layer.fc2(hidden), p=layer.dropout, training=layer.training))
@@ -31,11 +32,12 @@ def feed_forward(x: Tensor, layer: nn.Module) -> Tensor:
 
 def residual(x: Tensor, branch: Tensor) -> Tensor:
     """x + branch. `branch` is a fresh output that nothing else reads and whose backward does not need it
-    (a linear layer's or dropout's), so the sum is written into it, unless its dtype is narrower than the
-    sum's (autocast): then a new tensor of the promoted dtype, as `x + branch` gives."""
+    (a linear layer's or dropout's), so the sum is written into it where that is free (`inplace.add_`),
+    unless its dtype is narrower than the sum's (autocast): then a new tensor of the promoted dtype, as
+    `x + branch` gives."""
     if torch.promote_types(x.dtype, branch.dtype) != branch.dtype:
         return x + branch
-    return branch.add_(x)
+    return add_(branch, x)
 
 
 # queries per chunk of an encoder layer at inference (EncoderLayer.forward_in_chunks): 2,048 instead of 4,096
