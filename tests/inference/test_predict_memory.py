@@ -1,9 +1,9 @@
 """The memory claim of `egtr predict` (BENCHMARKS.md, "Memory of egtr predict"): the Visual Genome preset on
 one 1333x800 photo (processed at 800/1333), in a fresh process, peaks below PEAK_BOUND_MB of resident
 memory. This is a bound, not a timing: before the memory work it peaked at 1.13-1.22 GB, 0.76-0.81 GB before
-the banded backbone stages and relation head (2-core Intel Xeon, 2026-12-03), 0.68-0.72 GB before the
-in-place stage-2/3 sums, the smaller encoder chunks, the uncopied lone image and the reader's trimmed heap,
-0.61-0.67 GB since (2-core AMD EPYC, Zen 5, 2026-12-04)."""
+the banded backbone stages and relation head (2-core Intel Xeon, 2026-12-03), 0.65-0.71 GB before the
+in-place stage-2/3 sums, the smaller encoder chunks and bands, the uncopied lone image and the reader's
+trimmed heap, 0.57-0.62 GB since (2-core AMD EPYC, Zen 5, 2026-12-04)."""
 
 import os
 import subprocess
@@ -19,7 +19,7 @@ from egtr.checkpoints import save_model
 from egtr.config import EGTRConfig
 from egtr.models.egtr import EGTR
 
-PEAK_BOUND_MB = 720
+PEAK_BOUND_MB = 700
 # `egtr COMMAND...` as `python -m egtr` runs it, then the process's own peak resident memory (VmHWM, kB; not
 # ru_maxrss, which after fork and exec still holds the parent's peak)
 EGTR_WITH_PEAK = (
