@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from egtr.models.backbone import NORM_TYPES, affine_form, conv_norm, shortcut
 
-# the largest stride-4 map (stage 1's output) of one band: 10 bands at 800x1333; 8 MB instead of 16 took
+# the largest stride-4 map (stage 1's output) of one band: 9 bands at 800x1333; 8 MB instead of 16 took
 # about 10 MB off the median peak of `egtr predict` there at the same speed (4 MB: no less memory, slower)
 STRIPE_BYTES = 8 << 20
 
